@@ -1,0 +1,1 @@
+"""peerwire: a fast, secure, asyncio-native peer-to-peer network stack."""
