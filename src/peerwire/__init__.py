@@ -1,1 +1,59 @@
-"""peerwire: a fast, secure, asyncio-native peer-to-peer network stack."""
+"""peerwire: a fast, secure, asyncio-native peer-to-peer network stack.
+
+    import peerwire as pw
+    async with pw.Node(listen=["/ip4/127.0.0.1/tcp/0"]) as node:
+        print(node.peer_id, node.addrs)
+"""
+
+__version__ = "0.1.0"
+
+from .config import Config
+from .errors import (
+    ClosedError,
+    ConnectionLost,
+    HandshakeError,
+    IncompleteReadError,
+    InvalidKeyError,
+    LimitExceeded,
+    MessageTooLarge,
+    NegotiationError,
+    PeerIdMismatch,
+    PeerwireError,
+    ProtocolError,
+    RemoteLimitExceeded,
+    StreamReset,
+    Timeout,
+    UsageError,
+)
+from .identity.identity import Identity
+from .identity.multiaddr import Multiaddr
+from .identity.peer_id import PeerId
+from .mux.stream import Stream
+from .node import Node
+from .protocols.identify import IdentifyInfo
+
+__all__ = [
+    "ClosedError",
+    "Config",
+    "ConnectionLost",
+    "HandshakeError",
+    "IdentifyInfo",
+    "Identity",
+    "IncompleteReadError",
+    "InvalidKeyError",
+    "LimitExceeded",
+    "MessageTooLarge",
+    "Multiaddr",
+    "NegotiationError",
+    "Node",
+    "PeerIdMismatch",
+    "PeerId",
+    "PeerwireError",
+    "ProtocolError",
+    "RemoteLimitExceeded",
+    "Stream",
+    "StreamReset",
+    "Timeout",
+    "UsageError",
+    "__version__",
+]

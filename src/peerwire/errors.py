@@ -15,7 +15,8 @@ keeps apart *who* is at fault, so callers can react without parsing messages::
     │   └── RemoteLimitExceeded the remote overran one of our limits
     ├── ClosedError         the resource was closed by us
     ├── ConnectionLost      broken underneath (remote closed, reset, network failure)
-    │   └── StreamReset
+    │   ├── StreamReset
+    │   └── IncompleteReadError
     └── Timeout             also a :class:`TimeoutError`
 
 Sans-IO cores raise these directly; the asyncio adapters never turn one kind
@@ -100,6 +101,15 @@ class StreamReset(ConnectionLost):
     """The stream was reset (by the remote, or because its connection failed)."""
 
 
+class IncompleteReadError(ConnectionLost):
+    """The stream ended before the requested number of bytes arrived."""
+
+    def __init__(self, partial: bytes, expected: int):
+        super().__init__(f"stream ended after {len(partial)} of {expected} bytes")
+        self.partial = partial
+        self.expected = expected
+
+
 class Timeout(PeerwireError, TimeoutError):
     """An operation did not finish within its deadline."""
 
@@ -108,6 +118,7 @@ __all__ = [
     "ClosedError",
     "ConnectionLost",
     "HandshakeError",
+    "IncompleteReadError",
     "InvalidKeyError",
     "LimitExceeded",
     "MessageTooLarge",

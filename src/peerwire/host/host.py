@@ -1,0 +1,504 @@
+"""The host: transports, the connection pool, and protocol streams.
+
+The host owns every connection. It keeps at most one connection per peer:
+when both sides dial each other at once, both end up keeping the connection
+dialled by the peer with the smaller PeerId and retire the other gracefully
+(its open streams finish; no new ones start on it). Inbound streams are
+negotiated with multistream-select and handed to the handler registered for
+their protocol.
+
+Failures caused by a remote (bad handshake, garbage, wrong key, unknown
+protocol, stalls) close only that connection or stream and are logged; the
+host keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from .._timeouts import deadline
+from ..config import Config
+from ..errors import (
+    ClosedError,
+    ConnectionLost,
+    LimitExceeded,
+    NegotiationError,
+    PeerwireError,
+    ProtocolError,
+    Timeout,
+    UsageError,
+)
+from ..identity.identity import Identity
+from ..identity.multiaddr import Multiaddr
+from ..identity.peer_id import PeerId
+from ..mux.session import MuxedConnection
+from ..mux.stream import Stream
+from ..negotiate.multistream import MultistreamDialer, MultistreamListener
+from ..transport.base import Listener, RawConnection, Transport
+from .peerstore import PeerStore
+from .upgrade import negotiate, upgrade
+
+log = logging.getLogger("peerwire.host")
+
+StreamHandler = Callable[[Stream], Awaitable[None]]
+ConnectionCallback = Callable[[MuxedConnection], None]
+
+RETIRE_GRACE = 10.0
+"""Seconds a retired duplicate connection may keep its open streams before it is closed."""
+NEGOTIATION_READ_SIZE = 4096
+
+
+def _default_transports(config: Config) -> list[Transport]:
+    from ..transport.memory import MemoryTransport
+    from ..transport.tcp import TcpTransport
+
+    return [TcpTransport(dial_timeout=config.dial_timeout), MemoryTransport()]
+
+
+class Host:
+    """Connections, streams and handlers for one identity. :class:`peerwire.Node` wraps it."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        config: Config | None = None,
+        *,
+        transports: Sequence[Transport] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.config = config or Config()
+        self.transports: list[Transport] = (
+            list(transports) if transports is not None else _default_transports(self.config)
+        )
+        self.peerstore = PeerStore()
+        self._handlers: dict[str, StreamHandler] = {}
+        self._conns: dict[PeerId, MuxedConnection] = {}
+        self._all_conns: set[MuxedConnection] = set()
+        self._dialing: dict[PeerId, asyncio.Future[MuxedConnection]] = {}
+        self._listeners: list[Listener] = []
+        self._pending_handshakes = 0
+        self._negotiating: dict[MuxedConnection, int] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._running = False
+        self._stopping = False
+        self._reaper: asyncio.Task[None] | None = None
+        self.connection_callbacks: list[ConnectionCallback] = []
+        """Called for every new primary connection (after the upgrade)."""
+        self.disconnection_callbacks: list[ConnectionCallback] = []
+        """Called when a peer's primary connection closes."""
+        self.handlers_changed_callbacks: list[Callable[[], None]] = []
+
+    # ----------------------------------------------------------- properties
+    @property
+    def peer_id(self) -> PeerId:
+        return self.identity.peer_id
+
+    @property
+    def listen_addrs(self) -> list[Multiaddr]:
+        """Bound addresses, without the /p2p suffix."""
+        return [addr for listener in self._listeners for addr in listener.addrs]
+
+    @property
+    def addrs(self) -> list[Multiaddr]:
+        """Bound addresses, each ending in /p2p/<our peer id>."""
+        return [addr.with_peer_id(self.peer_id) for addr in self.listen_addrs]
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    def protocols(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def connection(self, peer: PeerId) -> MuxedConnection | None:
+        conn = self._conns.get(peer)
+        return conn if conn is not None and not conn.is_closed else None
+
+    def connected_peers(self) -> list[PeerId]:
+        return [peer for peer, conn in self._conns.items() if not conn.is_closed]
+
+    def connections(self) -> list[MuxedConnection]:
+        return [conn for conn in self._all_conns if not conn.is_closed]
+
+    # ------------------------------------------------------------- handlers
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        if not protocol or "\n" in protocol:
+            raise UsageError(f"invalid protocol id {protocol!r}")
+        self._handlers[protocol] = handler
+        self._handlers_changed()
+
+    def remove_stream_handler(self, protocol: str) -> None:
+        if self._handlers.pop(protocol, None) is not None:
+            self._handlers_changed()
+
+    def _handlers_changed(self) -> None:
+        if not self._running:
+            return
+        for callback in self.handlers_changed_callbacks:
+            callback()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self, listen: Iterable[Multiaddr | str] = ()) -> None:
+        if self._running:
+            raise UsageError("host already started")
+        self._running = True
+        self._stopping = False
+        try:
+            for addr in listen:
+                await self.listen(Multiaddr(addr) if isinstance(addr, str) else addr)
+        except BaseException:
+            await self.stop()
+            raise
+        if self.config.idle_timeout > 0:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
+
+    async def listen(self, addr: Multiaddr) -> list[Multiaddr]:
+        transport = self._transport_for(addr, listen=True)
+        listener = await transport.listen(addr, self._on_raw_connection)
+        self._listeners.append(listener)
+        log.info("listening on %s", ", ".join(map(str, listener.addrs)))
+        return listener.addrs
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection gracefully and end handler tasks."""
+        if not self._running:
+            return
+        self._stopping = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        for listener in self._listeners:
+            try:
+                await listener.close()
+            except Exception:
+                log.exception("closing listener failed")
+        self._listeners.clear()
+        for fut in self._dialing.values():
+            fut.cancel()
+        conns = list(self._all_conns)
+        if conns:
+            try:
+                async with asyncio.timeout(5.0):
+                    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+            except TimeoutError:
+                for conn in conns:
+                    conn.abort()
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        self._running = False
+
+    def spawn(self, coro: Awaitable[object], name: str | None = None) -> asyncio.Task[object]:
+        """Run a background task owned by the host (cancelled at stop, errors logged)."""
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("background task %s failed", task.get_name(), exc_info=exc)
+
+    # --------------------------------------------------------------- dialing
+    def _transport_for(self, addr: Multiaddr, *, listen: bool = False) -> Transport:
+        for transport in self.transports:
+            if (transport.can_listen(addr) if listen else transport.can_dial(addr)):
+                return transport
+        raise UsageError(f"no transport for {addr}")
+
+    async def connect(self, addr: Multiaddr | str) -> PeerId:
+        """Connect to ``addr``; if it ends in /p2p/<id>, the handshake must prove that id."""
+        ma = Multiaddr(addr) if isinstance(addr, str) else addr
+        expected = ma.peer_id
+        if expected is not None:
+            if expected == self.peer_id:
+                raise UsageError("cannot connect to ourselves")
+            existing = self.connection(expected)
+            if existing is not None:
+                return expected
+            self.peerstore.add_addrs(expected, [ma])
+            return (await self._dial_deduplicated(expected, [ma])).remote_peer
+        conn = await self._dial_addr(ma, None)
+        return conn.remote_peer
+
+    async def connect_peer(self, peer: PeerId) -> MuxedConnection:
+        """The connection to ``peer``, dialling its known addresses if needed."""
+        conn = self.connection(peer)
+        if conn is not None:
+            return conn
+        addrs = self.peerstore.addrs(peer)
+        if not addrs:
+            raise ConnectionLost(f"not connected to {peer} and no known address")
+        return await self._dial_deduplicated(peer, addrs)
+
+    async def _dial_deduplicated(self, peer: PeerId, addrs: list[Multiaddr]) -> MuxedConnection:
+        pending = self._dialing.get(peer)
+        if pending is None:
+            pending = asyncio.ensure_future(self._dial_any(peer, addrs))
+            self._dialing[peer] = pending
+            pending.add_done_callback(lambda f: self._dialing.pop(peer, None))
+            # Mark a failed dial's exception as retrieved even if every waiter went away.
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(pending)
+
+    async def _dial_any(self, peer: PeerId, addrs: list[Multiaddr]) -> MuxedConnection:
+        errors: list[str] = []
+        last: BaseException | None = None
+        for addr in addrs:
+            try:
+                return await self._dial_addr(addr, peer)
+            except (ProtocolError, ConnectionLost, Timeout, UsageError) as exc:
+                errors.append(f"{addr}: {exc}")
+                last = exc
+        if len(errors) == 1 and last is not None:
+            raise last
+        raise ConnectionLost(f"could not reach {peer}: " + "; ".join(errors)) from last
+
+    async def _dial_addr(self, addr: Multiaddr, expected: PeerId | None) -> MuxedConnection:
+        if self._stopping or not self._running:
+            raise ClosedError("host is not running")
+        if len(self._all_conns) >= self.config.max_connections:
+            raise LimitExceeded(
+                f"max_connections ({self.config.max_connections}) reached",
+                limit_name="max_connections",
+                limit=self.config.max_connections,
+                value=len(self._all_conns) + 1,
+            )
+        bare = addr.without_peer_id()
+        transport = self._transport_for(bare)
+        async with deadline(self.config.dial_timeout, f"dial {bare}"):
+            raw = await transport.dial(bare)
+        async with deadline(self.config.handshake_timeout, f"handshake with {bare}"):
+            conn = await upgrade(raw, identity=self.identity, config=self.config, expected_peer=expected)
+        log.debug("connected to %s at %s (%s, %s)", conn.remote_peer, bare,
+                  conn.security_protocol, conn.muxer_protocol)
+        return self._register(conn)
+
+    # ------------------------------------------------------------- inbound
+    def _on_raw_connection(self, raw: RawConnection) -> None:
+        if self._stopping:
+            raw.abort()
+            return
+        if len(self._all_conns) >= self.config.max_connections:
+            log.warning("refusing connection from %s: max_connections (%d) reached",
+                        raw.remote_addr, self.config.max_connections)
+            raw.abort()
+            return
+        if self._pending_handshakes >= self.config.max_pending_handshakes:
+            log.warning("refusing connection from %s: max_pending_handshakes (%d) reached",
+                        raw.remote_addr, self.config.max_pending_handshakes)
+            raw.abort()
+            return
+        self._pending_handshakes += 1
+        self.spawn(self._accept(raw), name=f"accept {raw.remote_addr}")
+
+    async def _accept(self, raw: RawConnection) -> None:
+        try:
+            async with deadline(self.config.handshake_timeout, "inbound handshake"):
+                conn = await upgrade(raw, identity=self.identity, config=self.config)
+        except (ProtocolError, ConnectionLost, Timeout) as exc:
+            log.warning("inbound connection from %s failed: %s: %s",
+                        raw.remote_addr, type(exc).__name__, exc)
+            raw.abort()
+            return
+        finally:
+            self._pending_handshakes -= 1
+        if self._stopping:
+            conn.abort()
+            return
+        try:
+            self._register(conn)
+        except LimitExceeded as exc:
+            log.warning("dropping connection from %s: %s", conn.remote_peer, exc)
+
+    # ------------------------------------------------------- connection pool
+    def _preferred(self, a: MuxedConnection, b: MuxedConnection) -> MuxedConnection:
+        """Which of two connections to the same peer both sides keep."""
+
+        def dialer(conn: MuxedConnection) -> PeerId:
+            return self.peer_id if conn.raw.is_initiator else conn.remote_peer
+
+        da, db = dialer(a), dialer(b)
+        if da != db:
+            return a if da < db else b
+        return b  # same dialer twice: the newer one (the older is likely stale)
+
+    def _register(self, conn: MuxedConnection) -> MuxedConnection:
+        if len(self._all_conns) >= self.config.max_connections:
+            conn.abort(LimitExceeded("max_connections reached", limit_name="max_connections"))
+            raise LimitExceeded(
+                f"max_connections ({self.config.max_connections}) reached",
+                limit_name="max_connections",
+                limit=self.config.max_connections,
+            )
+        peer = conn.remote_peer
+        self._all_conns.add(conn)
+        conn.on_closed = self._on_conn_closed
+        conn.on_stream = self._on_stream
+        self.peerstore.record(peer).public_key = conn.remote_public_key
+        if conn.raw.is_initiator:  # an inbound connection's source port is not dialable
+            self.peerstore.add_addrs(peer, [conn.raw.remote_addr])
+        existing = self.connection(peer)
+        if existing is None:
+            self._conns[peer] = conn
+            self._notify_connected(conn)
+            return conn
+        keep = self._preferred(existing, conn)
+        drop = conn if keep is existing else existing
+        self._conns[peer] = keep
+        log.debug("duplicate connection to %s: keeping %s, retiring %s", peer, keep, drop)
+        self.spawn(self._retire(drop), name=f"retire {peer}")
+        if keep is conn:
+            self._notify_connected(conn)
+        return keep
+
+    def _notify_connected(self, conn: MuxedConnection) -> None:
+        for callback in self.connection_callbacks:
+            try:
+                callback(conn)
+            except Exception:
+                log.exception("connection callback failed")
+
+    async def _retire(self, conn: MuxedConnection) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + RETIRE_GRACE
+        while conn.streams and loop.time() < end and not conn.is_closed:
+            await asyncio.sleep(0.05)
+        await conn.close()
+
+    def _on_conn_closed(self, conn: MuxedConnection, exc: BaseException | None) -> None:
+        self._all_conns.discard(conn)
+        self._negotiating.pop(conn, None)
+        peer = conn.remote_peer
+        if self._conns.get(peer) is conn:
+            del self._conns[peer]
+            # Promote another live connection to the same peer, if any.
+            for other in self._all_conns:
+                if other.remote_peer == peer and not other.is_closed:
+                    self._conns[peer] = other
+                    break
+            if peer not in self._conns:
+                for callback in self.disconnection_callbacks:
+                    try:
+                        callback(conn)
+                    except Exception:
+                        log.exception("disconnection callback failed")
+        if exc is not None:
+            log.info("connection to %s lost: %s", peer, exc)
+
+    async def disconnect(self, peer: PeerId) -> None:
+        """Close every connection to ``peer``."""
+        conns = [c for c in self._all_conns if c.remote_peer == peer]
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+
+    async def _reap_idle(self) -> None:
+        timeout = self.config.idle_timeout
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(timeout / 4, 5.0))
+            now = loop.time()
+            for conn in list(self._all_conns):
+                if not conn.streams and now - conn.last_activity > timeout:
+                    log.info("closing idle connection to %s", conn.remote_peer)
+                    self.spawn(conn.close(), name="close idle")
+
+    # --------------------------------------------------------------- streams
+    def _on_stream(self, stream: Stream) -> None:
+        conn = stream.connection
+        count = self._negotiating.get(conn, 0)
+        if count >= self.config.max_inbound_stream_negotiations:
+            log.warning("resetting stream from %s: max_inbound_stream_negotiations (%d) reached",
+                        conn.remote_peer, self.config.max_inbound_stream_negotiations)
+            conn._reset(stream)
+            return
+        self._negotiating[conn] = count + 1
+        self.spawn(self._serve_stream(stream), name="serve stream")
+
+    async def _serve_stream(self, stream: Stream) -> None:
+        conn = stream.connection
+        try:
+            try:
+                async with deadline(self.config.negotiate_timeout, "stream negotiation"):
+                    protocol = await negotiate_inbound(stream, self._handlers)
+            finally:
+                left = self._negotiating.get(conn, 1) - 1
+                if left > 0:
+                    self._negotiating[conn] = left
+                else:
+                    self._negotiating.pop(conn, None)
+        except (ProtocolError, Timeout, ConnectionLost) as exc:
+            level = logging.INFO if isinstance(exc, NegotiationError) else logging.WARNING
+            log.log(level, "inbound stream from %s refused: %s: %s",
+                    stream.remote_peer, type(exc).__name__, exc)
+            await stream.reset()
+            return
+        handler = self._handlers.get(protocol)
+        if handler is None:  # removed while negotiating
+            await stream.reset()
+            return
+        try:
+            await handler(stream)
+        except (ConnectionLost, ClosedError) as exc:
+            log.debug("handler for %s ended: %s", protocol, exc)
+            await stream.reset()
+            return
+        except PeerwireError as exc:
+            log.warning("handler for %s from %s failed: %s: %s",
+                        protocol, stream.remote_peer, type(exc).__name__, exc)
+            await stream.reset()
+            return
+        except Exception:
+            log.exception("handler for %s from %s raised", protocol, stream.remote_peer)
+            await stream.reset()
+            return
+        await stream.close()
+
+    async def new_stream(
+        self, peer: PeerId, protocols: str | Sequence[str], *, conn: MuxedConnection | None = None
+    ) -> Stream:
+        """Open a stream to ``peer`` (dialling if needed) and negotiate one of ``protocols``."""
+        wanted = [protocols] if isinstance(protocols, str) else list(protocols)
+        if not wanted:
+            raise UsageError("no protocol given")
+        if conn is None:
+            conn = await self.connect_peer(peer)
+        stream = conn.open_stream()
+        try:
+            async with deadline(self.config.negotiate_timeout, f"negotiating {wanted}"):
+                stream.protocol = await negotiate_outbound(stream, wanted)
+        except BaseException:
+            await stream.reset()
+            raise
+        return stream
+
+
+async def _stream_reader(stream: Stream) -> bytes:
+    data = await stream.read(NEGOTIATION_READ_SIZE)
+    if not data:
+        raise ConnectionLost("stream ended during protocol negotiation")
+    return data
+
+
+async def negotiate_outbound(stream: Stream, protocols: list[str]) -> str:
+    """Agree on one of ``protocols`` on a fresh outbound stream (multistream-select)."""
+    protocol, leftover = await negotiate(
+        MultistreamDialer(protocols), lambda: _stream_reader(stream), stream.write
+    )
+    stream._unread(leftover)
+    return protocol
+
+
+async def negotiate_inbound(stream: Stream, handlers: dict[str, StreamHandler]) -> str:
+    """Answer multistream-select on an inbound stream with the protocols we handle."""
+    listener = MultistreamListener(handlers.__contains__)
+    protocol, leftover = await negotiate(listener, lambda: _stream_reader(stream), stream.write)
+    stream._unread(leftover)
+    return protocol

@@ -1,0 +1,252 @@
+"""libp2p identify (``/ipfs/id/1.0.0``) and identify push (``/ipfs/id/push/1.0.0``).
+
+On every new connection each side asks the other who it is: the answer
+carries its public key, agent and protocol versions, listen addresses, the
+address it sees us at, and the protocols it serves. When our protocols change
+while running, we push the new list to every connected peer.
+
+Messages are varint-length-prefixed protobufs. A peer may split one answer into
+several messages (go-libp2p sends its signed peer record separately); we merge
+every message until the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..._proto import identify_pb2
+from ..._timeouts import deadline
+from ...errors import ConnectionLost, InvalidKeyError, PeerwireError, ProtocolError, Timeout
+from ...identity.keys import PublicKey, public_key_from_protobuf
+from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
+from ...identity.peer_id import PeerId
+from ...varint import LengthPrefixedReader, encode_uvarint
+
+if TYPE_CHECKING:
+    from ...host.host import Host
+    from ...mux.session import MuxedConnection
+    from ...mux.stream import Stream
+
+log = logging.getLogger("peerwire.identify")
+
+IDENTIFY_PROTOCOL = "/ipfs/id/1.0.0"
+IDENTIFY_PUSH_PROTOCOL = "/ipfs/id/push/1.0.0"
+MAX_IDENTIFY_SIZE = 64 * 1024
+"""Largest identify message accepted (go-libp2p's limit is 4 KiB plus a signed record)."""
+MAX_IDENTIFY_MESSAGES = 8
+"""Identify messages merged from one stream."""
+MAX_LISTEN_ADDRS = 64
+"""Listen addresses taken from one identify message."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyInfo:
+    """What a peer told us about itself."""
+
+    peer_id: PeerId
+    public_key: PublicKey | None
+    agent_version: str
+    protocol_version: str
+    protocols: tuple[str, ...]
+    listen_addrs: tuple[Multiaddr, ...]
+    observed_addr: Multiaddr | None
+
+
+class IdentifyService:
+    """Serves identify, runs it on every new connection and pushes protocol changes."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._results: dict[PeerId, IdentifyInfo] = {}
+        self._waiters: dict[PeerId, asyncio.Future[IdentifyInfo]] = {}
+        self._push_scheduled = False
+        host.set_stream_handler(IDENTIFY_PROTOCOL, self._handle_identify)
+        host.set_stream_handler(IDENTIFY_PUSH_PROTOCOL, self._handle_push)
+        host.connection_callbacks.append(self._on_connected)
+        host.disconnection_callbacks.append(self._on_disconnected)
+        host.handlers_changed_callbacks.append(self._schedule_push)
+
+    # -------------------------------------------------------------- queries
+    def cached(self, peer: PeerId) -> IdentifyInfo | None:
+        return self._results.get(peer)
+
+    async def identify(self, peer: PeerId, *, timeout: float | None = None) -> IdentifyInfo:
+        """The identify answer of ``peer`` (connecting first if needed)."""
+        info = self._results.get(peer)
+        if info is not None and self.host.connection(peer) is not None:
+            return info
+        limit = self.host.config.identify_timeout if timeout is None else timeout
+        async with deadline(limit, f"identify {peer}"):
+            conn = await self.host.connect_peer(peer)
+            fut = self._waiters.get(peer)
+            if fut is None or fut.done():
+                return await self._request(conn)
+            return await asyncio.shield(fut)
+
+    # ------------------------------------------------------------- building
+    def _build(self, conn: MuxedConnection | None) -> bytes:
+        host = self.host
+        msg = identify_pb2.Identify()
+        msg.protocolVersion = host.config.protocol_version
+        msg.agentVersion = host.config.agent_version
+        msg.publicKey = host.identity.public_key.to_protobuf()
+        announce = list(host.listen_addrs) + [Multiaddr(a) for a in host.config.extra_listen_announce]
+        msg.listenAddrs.extend(addr.to_bytes() for addr in announce)
+        if conn is not None:
+            msg.observedAddr = conn.raw.remote_addr.to_bytes()
+        msg.protocols.extend(host.protocols())
+        body = msg.SerializeToString()
+        return encode_uvarint(len(body)) + body
+
+    # --------------------------------------------------------------- serving
+    async def _handle_identify(self, stream: Stream) -> None:
+        await stream.write(self._build(stream.connection))
+        await stream.close_write()
+
+    async def _handle_push(self, stream: Stream) -> None:
+        async with deadline(self.host.config.identify_timeout, "identify push"):
+            info = await self._read_info(stream, stream.remote_peer, push=True)
+        self._store(info)
+
+    # ------------------------------------------------------------ requesting
+    def _on_connected(self, conn: MuxedConnection) -> None:
+        peer = conn.remote_peer
+        fut = self._waiters.get(peer)
+        if fut is None or fut.done():
+            fut = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._waiters[peer] = fut
+        self.host.spawn(self._identify_connection(conn, fut), name=f"identify {peer}")
+
+    def _on_disconnected(self, conn: MuxedConnection) -> None:
+        fut = self._waiters.pop(conn.remote_peer, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionLost(f"{conn.remote_peer} disconnected before identify"))
+
+    async def _identify_connection(
+        self, conn: MuxedConnection, fut: asyncio.Future[IdentifyInfo]
+    ) -> None:
+        try:
+            async with deadline(self.host.config.identify_timeout, "identify"):
+                info = await self._request(conn)
+        except (PeerwireError, OSError) as exc:
+            log.info("identify of %s failed: %s: %s", conn.remote_peer, type(exc).__name__, exc)
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(info)
+
+    async def _request(self, conn: MuxedConnection) -> IdentifyInfo:
+        stream = await self.host.new_stream(conn.remote_peer, IDENTIFY_PROTOCOL, conn=conn)
+        try:
+            await stream.close_write()
+            info = await self._read_info(stream, conn.remote_peer, push=False)
+        except BaseException:
+            await stream.reset()
+            raise
+        await stream.close()
+        self._store(info)
+        return info
+
+    async def _read_info(self, stream: Stream, peer: PeerId, *, push: bool) -> IdentifyInfo:
+        reader = LengthPrefixedReader(MAX_IDENTIFY_SIZE)
+        merged = identify_pb2.Identify()
+        received = 0
+        total = 0
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                break
+            total += len(data)
+            if total > MAX_IDENTIFY_SIZE * MAX_IDENTIFY_MESSAGES:
+                raise ProtocolError("identify answer too large")
+            reader.feed(data)
+            while (body := reader.next_message()) is not None:
+                received += 1
+                if received > MAX_IDENTIFY_MESSAGES:
+                    raise ProtocolError("too many identify messages")
+                part = identify_pb2.Identify()
+                try:
+                    part.ParseFromString(body)
+                except Exception as exc:  # protobuf raises DecodeError (and others)
+                    raise ProtocolError(f"malformed identify message: {exc}") from exc
+                merged.MergeFrom(part)
+        if reader.take_buffered():
+            raise ProtocolError("identify stream ended inside a message")
+        if not received:
+            raise ProtocolError("identify stream ended without a message")
+        return self._decode(merged, peer, push=push)
+
+    def _decode(self, msg: identify_pb2.Identify, peer: PeerId, *, push: bool) -> IdentifyInfo:
+        key: PublicKey | None = None
+        if msg.HasField("publicKey"):
+            try:
+                key = public_key_from_protobuf(msg.publicKey)
+            except InvalidKeyError as exc:
+                raise ProtocolError(f"identify carries a bad public key: {exc}") from exc
+            if PeerId.from_public_key(key) != peer:
+                raise ProtocolError("identify public key does not match the connection's peer")
+        addrs: list[Multiaddr] = []
+        for raw in msg.listenAddrs[:MAX_LISTEN_ADDRS]:
+            try:
+                addrs.append(Multiaddr(bytes(raw)))
+            except InvalidMultiaddr:
+                log.debug("ignoring malformed listen addr from %s", peer)
+        observed: Multiaddr | None = None
+        if msg.HasField("observedAddr"):
+            try:
+                observed = Multiaddr(bytes(msg.observedAddr))
+            except InvalidMultiaddr:
+                observed = None
+        previous = self._results.get(peer) if push else None
+        return IdentifyInfo(
+            peer_id=peer,
+            public_key=key or (previous.public_key if previous else None),
+            agent_version=msg.agentVersion if msg.HasField("agentVersion") or not previous
+            else previous.agent_version,
+            protocol_version=msg.protocolVersion if msg.HasField("protocolVersion")
+            or not previous else previous.protocol_version,
+            protocols=tuple(msg.protocols) if msg.protocols or not previous
+            else previous.protocols,
+            listen_addrs=tuple(addrs) if addrs or not previous else previous.listen_addrs,
+            observed_addr=observed,
+        )
+
+    def _store(self, info: IdentifyInfo) -> None:
+        from ...host.peerstore import MAX_PROTOCOLS_PER_PEER
+
+        self._results[info.peer_id] = info
+        rec = self.host.peerstore.record(info.peer_id)
+        if info.public_key is not None:
+            rec.public_key = info.public_key
+        rec.agent_version = info.agent_version
+        rec.protocol_version = info.protocol_version
+        rec.protocols = info.protocols[:MAX_PROTOCOLS_PER_PEER]
+        rec.observed_addr = info.observed_addr
+        if info.listen_addrs:
+            self.host.peerstore.add_addrs(info.peer_id, info.listen_addrs)
+
+    # ------------------------------------------------------------------ push
+    def _schedule_push(self) -> None:
+        if self._push_scheduled:
+            return
+        self._push_scheduled = True
+        asyncio.get_running_loop().call_soon(self._push_all)
+
+    def _push_all(self) -> None:
+        self._push_scheduled = False
+        for peer in self.host.connected_peers():
+            self.host.spawn(self._push(peer), name=f"identify push {peer}")
+
+    async def _push(self, peer: PeerId) -> None:
+        try:
+            async with deadline(self.host.config.identify_timeout, "identify push"):
+                stream = await self.host.new_stream(peer, IDENTIFY_PUSH_PROTOCOL)
+                await stream.write(self._build(stream.connection))
+                await stream.close()
+        except (PeerwireError, Timeout) as exc:
+            log.info("identify push to %s failed: %s", peer, exc)
