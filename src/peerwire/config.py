@@ -67,9 +67,7 @@ class Config:
         if not self.security:
             raise UsageError("Config.security must list at least one protocol")
         if PLAINTEXT in self.security and not self.allow_plaintext:
-            raise UsageError(
-                "plaintext security is test-only: set allow_plaintext=True to list it"
-            )
+            raise UsageError("plaintext security is test-only: set allow_plaintext=True to list it")
         unknown = set(self.security) - {NOISE, PLAINTEXT}
         if unknown:
             raise UsageError(f"unknown security protocols: {sorted(unknown)}")

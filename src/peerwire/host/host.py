@@ -194,7 +194,7 @@ class Host:
 
     def spawn(self, coro: Awaitable[object], name: str | None = None) -> asyncio.Task[object]:
         """Run a background task owned by the host (cancelled at stop, errors logged)."""
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
         if name:
             task.set_name(name)
         self._tasks.add(task)
@@ -210,7 +210,7 @@ class Host:
     # --------------------------------------------------------------- dialing
     def _transport_for(self, addr: Multiaddr, *, listen: bool = False) -> Transport:
         for transport in self.transports:
-            if (transport.can_listen(addr) if listen else transport.can_dial(addr)):
+            if transport.can_listen(addr) if listen else transport.can_dial(addr):
                 return transport
         raise UsageError(f"no transport for {addr}")
 
@@ -277,9 +277,16 @@ class Host:
         async with deadline(self.config.dial_timeout, f"dial {bare}"):
             raw = await transport.dial(bare)
         async with deadline(self.config.handshake_timeout, f"handshake with {bare}"):
-            conn = await upgrade(raw, identity=self.identity, config=self.config, expected_peer=expected)
-        log.debug("connected to %s at %s (%s, %s)", conn.remote_peer, bare,
-                  conn.security_protocol, conn.muxer_protocol)
+            conn = await upgrade(
+                raw, identity=self.identity, config=self.config, expected_peer=expected
+            )
+        log.debug(
+            "connected to %s at %s (%s, %s)",
+            conn.remote_peer,
+            bare,
+            conn.security_protocol,
+            conn.muxer_protocol,
+        )
         return self._register(conn)
 
     # ------------------------------------------------------------- inbound
@@ -288,13 +295,19 @@ class Host:
             raw.abort()
             return
         if len(self._all_conns) >= self.config.max_connections:
-            log.warning("refusing connection from %s: max_connections (%d) reached",
-                        raw.remote_addr, self.config.max_connections)
+            log.warning(
+                "refusing connection from %s: max_connections (%d) reached",
+                raw.remote_addr,
+                self.config.max_connections,
+            )
             raw.abort()
             return
         if self._pending_handshakes >= self.config.max_pending_handshakes:
-            log.warning("refusing connection from %s: max_pending_handshakes (%d) reached",
-                        raw.remote_addr, self.config.max_pending_handshakes)
+            log.warning(
+                "refusing connection from %s: max_pending_handshakes (%d) reached",
+                raw.remote_addr,
+                self.config.max_pending_handshakes,
+            )
             raw.abort()
             return
         self._pending_handshakes += 1
@@ -305,8 +318,12 @@ class Host:
             async with deadline(self.config.handshake_timeout, "inbound handshake"):
                 conn = await upgrade(raw, identity=self.identity, config=self.config)
         except (ProtocolError, ConnectionLost, Timeout) as exc:
-            log.warning("inbound connection from %s failed: %s: %s",
-                        raw.remote_addr, type(exc).__name__, exc)
+            log.warning(
+                "inbound connection from %s failed: %s: %s",
+                raw.remote_addr,
+                type(exc).__name__,
+                exc,
+            )
             raw.abort()
             return
         finally:
@@ -370,7 +387,7 @@ class Host:
     async def _retire(self, conn: MuxedConnection) -> None:
         loop = asyncio.get_running_loop()
         end = loop.time() + RETIRE_GRACE
-        while conn.streams and loop.time() < end and not conn.is_closed:
+        while conn.streams and loop.time() < end and not conn.is_closed:  # noqa: ASYNC110 (bounded grace poll)
             await asyncio.sleep(0.05)
         await conn.close()
 
@@ -415,8 +432,11 @@ class Host:
         conn = stream.connection
         count = self._negotiating.get(conn, 0)
         if count >= self.config.max_inbound_stream_negotiations:
-            log.warning("resetting stream from %s: max_inbound_stream_negotiations (%d) reached",
-                        conn.remote_peer, self.config.max_inbound_stream_negotiations)
+            log.warning(
+                "resetting stream from %s: max_inbound_stream_negotiations (%d) reached",
+                conn.remote_peer,
+                self.config.max_inbound_stream_negotiations,
+            )
             conn._reset(stream)
             return
         self._negotiating[conn] = count + 1
@@ -436,8 +456,13 @@ class Host:
                     self._negotiating.pop(conn, None)
         except (ProtocolError, Timeout, ConnectionLost) as exc:
             level = logging.INFO if isinstance(exc, NegotiationError) else logging.WARNING
-            log.log(level, "inbound stream from %s refused: %s: %s",
-                    stream.remote_peer, type(exc).__name__, exc)
+            log.log(
+                level,
+                "inbound stream from %s refused: %s: %s",
+                stream.remote_peer,
+                type(exc).__name__,
+                exc,
+            )
             await stream.reset()
             return
         handler = self._handlers.get(protocol)
@@ -451,8 +476,13 @@ class Host:
             await stream.reset()
             return
         except PeerwireError as exc:
-            log.warning("handler for %s from %s failed: %s: %s",
-                        protocol, stream.remote_peer, type(exc).__name__, exc)
+            log.warning(
+                "handler for %s from %s failed: %s: %s",
+                protocol,
+                stream.remote_peer,
+                type(exc).__name__,
+                exc,
+            )
             await stream.reset()
             return
         except Exception:

@@ -110,7 +110,10 @@ class PeerId:
 
     @classmethod
     def from_public_key(cls, key: PublicKey) -> PeerId:
-        """The PeerId of ``key``: identity multihash if its protobuf is <= 42 bytes, else sha2-256."""
+        """The PeerId of ``key``.
+
+        Identity multihash if its protobuf is at most 42 bytes, else sha2-256.
+        """
         encoded = key.to_protobuf()
         if len(encoded) <= MAX_INLINE_KEY_LENGTH:
             mh = encode_uvarint(MULTIHASH_IDENTITY) + encode_uvarint(len(encoded)) + encoded
@@ -172,9 +175,8 @@ class PeerId:
         """The inlined public key of an identity-multihash PeerId; None for hashed ones."""
         if self._bytes[0] != MULTIHASH_IDENTITY:
             return None
-        got = decode_uvarint(self._bytes, 1)
-        assert got is not None  # validated at construction
-        return public_key_from_protobuf(self._bytes[got[1] :])
+        _, offset = _read_uvarint(self._bytes, 1, "PeerId multihash")
+        return public_key_from_protobuf(self._bytes[offset:])
 
     def matches_public_key(self, key: PublicKey) -> bool:
         """True if ``key`` is the key this PeerId names."""

@@ -9,11 +9,11 @@ Wire format (libp2p/specs ``mplex/README.md``): every frame is
     5 ResetReceiver     6 ResetInitiator
 
 The *Initiator* flags are sent by the side that opened the stream, the
-*Receiver* flags by the other side. Both peers number their own streams from 0
-upwards (as go-mplex and js-libp2p do; the spec's odd/even rule is ignored by
-every implementation), so a wire id alone is ambiguous: a stream is identified
-by the pair (wire id, who opened it), and the flag's low bit tells which: an
-odd flag comes from the receiver, i.e. concerns a stream *we* opened.
+*Receiver* flags by the other side. Each peer numbers its own streams from 0
+upwards (go-mplex and js-libp2p do so and ignore the spec's odd/even rule), so
+a wire id alone is ambiguous: a stream is identified by the pair (wire id, who
+opened it), and the flag's low bit tells which: an odd flag comes from the
+receiver, i.e. concerns a stream *we* opened.
 
 **Opaque ids.** :class:`MuxerCore` hands out plain ints, unique for the
 session's lifetime. Ours are:
@@ -22,18 +22,19 @@ session's lifetime. Ours are:
 * streams the remote opens: ``n << 1`` where ``n`` counts the remote streams
   accepted so far (0, 1, 2, ...) -- even.
 
-Remote streams do not reuse their wire id because mplex lets a peer reuse a
-wire id once the old stream is gone; a counter keeps our ids unique even then.
+Remote ids are not derived from the wire id because mplex lets a peer reuse
+a wire id once the old stream is gone; the counter keeps our ids unique even
+then, as :class:`MuxerCore` promises.
 :meth:`MplexSession.wire_stream` maps an opaque id back to the wire.
 
 **No flow control.** mplex has no windows, so ``send_data`` always takes every
 byte and :class:`SendWindowOpened` is never emitted. To bound memory we count,
-per stream, bytes delivered in :class:`DataReceived` but not yet
-``acknowledge``\\ d; a peer pushing one stream past ``max_stream_buffer`` gets
-that stream reset (js-libp2p and go-mplex do likewise). The asyncio adapter
-stops reading the socket once a stream's unread bytes pass its own, smaller
-threshold, and TCP then slows the peer down; so this limit is a backstop that
-well-behaved peers never reach.
+per stream, bytes delivered in :class:`DataReceived` but not yet passed to
+``acknowledge``; a peer pushing one stream past ``max_stream_buffer`` gets
+that stream reset (js-libp2p resets past a buffer size too; go-mplex resets a
+stream whose reader stalls). The asyncio adapter stops reading the socket once
+a stream's unread bytes pass its own, smaller threshold, and TCP then slows
+the peer down; so this limit is a backstop that well-behaved peers never reach.
 
 **Half-close.** Close ends one direction: a remote Close yields
 :class:`StreamEnded`, our ``close_stream`` sends Close; when both directions are
@@ -47,7 +48,8 @@ accepting streams.
 Session-fatal errors (raised from ``receive_data``): a frame longer than
 ``max_message_size`` (:class:`RemoteLimitExceeded`, checked from the header
 before the body is buffered), flag 7, a NewStream for a wire id still in use,
-a malformed varint (:class:`ProtocolError`).
+a malformed varint (:class:`ProtocolError`). go-mplex merely skips a frame
+with flag 7; no implementation sends one, so we treat it as a broken peer.
 """
 
 from __future__ import annotations

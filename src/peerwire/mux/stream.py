@@ -33,6 +33,7 @@ class Stream:
         "_buffered",
         "_chunks",
         "_error",
+        "_preacked",
         "_read_closed",
         "_read_eof",
         "_read_waiter",
@@ -51,6 +52,7 @@ class Stream:
         self.protocol: str | None = None
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
+        self._preacked = 0
         self._read_eof = False
         self._read_closed = False
         self._write_closed = False
@@ -70,7 +72,9 @@ class Stream:
     @property
     def is_closed(self) -> bool:
         """True when neither direction can carry data any more."""
-        return self._error is not None or (self._write_closed and (self._read_eof or self._read_closed))
+        return self._error is not None or (
+            self._write_closed and (self._read_eof or self._read_closed)
+        )
 
     def __repr__(self) -> str:
         return (
@@ -98,6 +102,7 @@ class Stream:
             self._error = exc
         self._chunks.clear()
         self._buffered = 0
+        self._preacked = 0
         self._wake_reader()
         self._wake_writer()
 
@@ -118,11 +123,17 @@ class Stream:
             if not waiter.done():
                 waiter.set_result(None)
 
+    @property
+    def _unacked(self) -> int:
+        """Buffered bytes the session still counts as unread (not yet acknowledged)."""
+        return self._buffered - self._preacked
+
     def _unread(self, data: bytes) -> None:
         """Put bytes back in front of the buffer (leftovers of protocol negotiation)."""
         if data:
             self._chunks.appendleft(data)
             self._buffered += len(data)
+            self._preacked += len(data)  # already acknowledged to the muxer once
 
     # ------------------------------------------------------------- reading
     async def _wait_readable(self) -> None:
@@ -163,8 +174,17 @@ class Stream:
                     need = 0
             out = b"".join(parts)
         self._buffered -= len(out)
-        self._session._consumed(self, len(out))
+        self._release(len(out))
         return out
+
+    def _release(self, n: int) -> None:
+        """Tell the session ``n`` buffered bytes are gone (minus pushed-back ones)."""
+        if self._preacked:
+            skip = min(self._preacked, n)
+            self._preacked -= skip
+            n -= skip
+        if n:
+            self._session._consumed(self, n)
 
     async def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes (``n=-1``: until end of stream). ``b""`` means end of stream.
@@ -248,7 +268,7 @@ class Stream:
             self._chunks.clear()
             self._buffered = 0
             if pending:
-                self._session._consumed(self, pending)
+                self._release(pending)
             self._wake_reader()
         self._session._maybe_forget(self)
 
@@ -260,6 +280,7 @@ class Stream:
         self._error = StreamReset("stream reset locally")
         self._chunks.clear()
         self._buffered = 0
+        self._preacked = 0
         self._wake_reader()
         self._wake_writer()
 

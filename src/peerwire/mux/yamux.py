@@ -48,7 +48,8 @@ v5), which most libp2p peers run:
   the session: a GO_AWAY(protocol error) is queued (go-yamux does the same for
   window and duplicate-stream errors), all streams are forgotten, later
   ``receive_data`` / ``open_stream`` / ``send_data`` / ``ping`` raise
-  :class:`ClosedError`, and close/reset/acknowledge become no-ops.
+  :class:`ClosedError`, and close/reset/acknowledge become no-ops. Events of
+  earlier frames in the failing ``receive_data`` call are dropped with it.
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ class CipherState:
                 value=n,
             )
         if len(ciphertext) < TAGLEN:
-            raise ProtocolError(f"noise: ciphertext of {len(ciphertext)} bytes has no room for a tag")
+            raise ProtocolError(f"noise: {len(ciphertext)}-byte ciphertext is shorter than a tag")
         try:
             plaintext = aead.decrypt(_nonce(n), ciphertext, ad or None)
         except InvalidTag:

@@ -93,7 +93,9 @@ class IdentifyService:
         msg.protocolVersion = host.config.protocol_version
         msg.agentVersion = host.config.agent_version
         msg.publicKey = host.identity.public_key.to_protobuf()
-        announce = list(host.listen_addrs) + [Multiaddr(a) for a in host.config.extra_listen_announce]
+        announce = list(host.listen_addrs) + [
+            Multiaddr(a) for a in host.config.extra_listen_announce
+        ]
         msg.listenAddrs.extend(addr.to_bytes() for addr in announce)
         if conn is not None:
             msg.observedAddr = conn.raw.remote_addr.to_bytes()
@@ -206,12 +208,13 @@ class IdentifyService:
         return IdentifyInfo(
             peer_id=peer,
             public_key=key or (previous.public_key if previous else None),
-            agent_version=msg.agentVersion if msg.HasField("agentVersion") or not previous
+            agent_version=msg.agentVersion
+            if msg.HasField("agentVersion") or not previous
             else previous.agent_version,
-            protocol_version=msg.protocolVersion if msg.HasField("protocolVersion")
-            or not previous else previous.protocol_version,
-            protocols=tuple(msg.protocols) if msg.protocols or not previous
-            else previous.protocols,
+            protocol_version=msg.protocolVersion
+            if msg.HasField("protocolVersion") or not previous
+            else previous.protocol_version,
+            protocols=tuple(msg.protocols) if msg.protocols or not previous else previous.protocols,
             listen_addrs=tuple(addrs) if addrs or not previous else previous.listen_addrs,
             observed_addr=observed,
         )
