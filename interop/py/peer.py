@@ -215,24 +215,32 @@ async def do_identify(host: Any, peer_id: ID) -> tuple[str, list[str]]:
 
 
 async def do_echo(host: Any, peer_id: ID, nbytes: int) -> int:
+    """Echo round trip in lock-step: write one chunk, read its echo back, repeat.
+
+    Not a writer task plus a reader task: py-libp2p 0.8.1's mplex stream holds its
+    read/write lock while a read waits for data, so a concurrent write on the same stream
+    blocks until data arrives, which it never does (it deadlocks whenever trio happens to
+    schedule the reader first). Lock-step keeps one operation in flight at a time.
+    """
     payload = os.urandom(nbytes)
     received = bytearray()
     stream = await host.new_stream(peer_id, [ECHO_PROTOCOL])
-
-    async def writer() -> None:
-        for off in range(0, nbytes, CHUNK):
-            await stream.write(payload[off : off + CHUNK])
-        await stream.close_write()
-
-    async def reader() -> None:
-        while chunk := await read_some(stream, CHUNK):
-            received.extend(chunk)
-            if len(received) > nbytes:
-                raise RuntimeError(f"echo returned more than {nbytes} bytes")
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(writer)
-        nursery.start_soon(reader)
+    for off in range(0, nbytes, CHUNK):
+        chunk = payload[off : off + CHUNK]
+        await stream.write(chunk)
+        want = off + len(chunk)
+        while len(received) < want:
+            data = await read_some(stream, CHUNK)
+            if not data:
+                raise RuntimeError(f"echo stream ended after {len(received)} of {nbytes} bytes")
+            received.extend(data)
+        if len(received) > want:
+            raise RuntimeError(f"echo returned {len(received)} bytes, only {want} sent so far")
+    await stream.close_write()
+    while data := await read_some(stream, CHUNK):
+        received.extend(data)
+        if len(received) > nbytes:
+            raise RuntimeError(f"echo returned more than {nbytes} bytes")
     await stream.close()
     if bytes(received) != payload:
         raise RuntimeError(f"echo mismatch: sent {nbytes} bytes, got {len(received)} back")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from _identity_vectors import SPEC_KEY_VECTORS
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -32,6 +31,8 @@ from peerwire.identity.keys import (
     private_key_from_protobuf,
     public_key_from_protobuf,
 )
+
+from ._identity_vectors import SPEC_KEY_VECTORS
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -88,18 +89,19 @@ def test_spec_vector_sign_verify(name: str) -> None:
 
 
 def test_key_type_values_match_protobuf_enum() -> None:
-    assert KeyType.RSA == keys_pb2.RSA == 0
-    assert KeyType.ED25519 == keys_pb2.Ed25519 == 1
-    assert KeyType.SECP256K1 == keys_pb2.Secp256k1 == 2
-    assert KeyType.ECDSA == keys_pb2.ECDSA == 3
+    assert int(KeyType.RSA) == int(keys_pb2.RSA) == 0
+    assert int(KeyType.ED25519) == int(keys_pb2.Ed25519) == 1
+    assert int(KeyType.SECP256K1) == int(keys_pb2.Secp256k1) == 2
+    assert int(KeyType.ECDSA) == int(keys_pb2.ECDSA) == 3
 
 
 @given(key_type=st.sampled_from(list(KeyType)), data=st.binary(max_size=600))
 def test_hand_encoding_matches_protobuf_serializer(key_type: KeyType, data: bytes) -> None:
     """The deterministic encoding is what protobuf's own serializer emits (type, then data)."""
     ours = encode_key_protobuf(key_type, data)
-    assert ours == keys_pb2.PublicKey(Type=int(key_type), Data=data).SerializeToString()
-    assert ours == keys_pb2.PrivateKey(Type=int(key_type), Data=data).SerializeToString()
+    name = keys_pb2.KeyType.Name(int(key_type))
+    assert ours == keys_pb2.PublicKey(Type=name, Data=data).SerializeToString()
+    assert ours == keys_pb2.PrivateKey(Type=name, Data=data).SerializeToString()
 
 
 # ------------------------------------------------------------ Ed25519
@@ -213,9 +215,10 @@ def test_secp256k1_rejects_non_der_and_out_of_range_signatures() -> None:
 
 
 def test_secp256k1_key_encodings() -> None:
-    key = Secp256k1PrivateKey.generate()
-    uncompressed = key._key.public_key().public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    uncompressed = (
+        ec.generate_private_key(ec.SECP256K1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
     with pytest.raises(InvalidKeyError):
         public_key_from_protobuf(encode_key_protobuf(KeyType.SECP256K1, uncompressed))
@@ -419,3 +422,33 @@ def test_public_key_equality_and_hash() -> None:
     assert len({a, b, c}) == 2
     assert "Ed25519PublicKey(" in repr(a)
     assert (b"\x01" * 32).hex() not in repr(Ed25519PrivateKey.from_seed(b"\x01" * 32))
+
+
+def test_generated_protos_use_spec_field_numbers() -> None:
+    """The other generated modules encode with the libp2p field numbers."""
+    from peerwire._proto import identify_pb2, noise_pb2, plaintext_pb2
+
+    payload = noise_pb2.NoiseHandshakePayload(
+        identity_key=b"k",
+        identity_sig=b"s",
+        extensions=noise_pb2.NoiseExtensions(
+            webtransport_certhashes=[b"h"], stream_muxers=["/yamux/1.0.0"]
+        ),
+    )
+    assert payload.SerializeToString() == (
+        b"\x0a\x01k\x12\x01s\x22\x11\x0a\x01h\x12\x0c/yamux/1.0.0"
+    )
+    ident = identify_pb2.Identify(
+        publicKey=b"p",
+        listenAddrs=[b"a"],
+        protocols=["x"],
+        observedAddr=b"o",
+        protocolVersion="v",
+        agentVersion="g",
+        signedPeerRecord=b"r",
+    )
+    assert ident.SerializeToString() == b"\x0a\x01p\x12\x01a\x1a\x01x\x22\x01o*\x01v2\x01gB\x01r"
+    key = Ed25519PrivateKey.from_seed(b"\x11" * 32).public_key()
+    exchange = plaintext_pb2.Exchange(id=b"i")
+    exchange.pubkey.ParseFromString(key.to_protobuf())
+    assert exchange.SerializeToString() == b"\x0a\x01i\x12\x24" + key.to_protobuf()

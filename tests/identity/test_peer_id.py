@@ -6,7 +6,6 @@ import hashlib
 import pickle
 
 import pytest
-from _identity_vectors import SPEC_KEY_VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from peerwire.identity.keys import (
 )
 from peerwire.identity.multibase import b58encode, multibase_encode
 from peerwire.identity.peer_id import PeerId
+
+from ._identity_vectors import SPEC_KEY_VECTORS
 
 SEED_VECTORS = [
     (b"\x11" * 32, "12D3KooWPqT2nMDSiXUSx5D7fasaxhxKigVhcqfkKqrLghCq9jxz"),
@@ -123,9 +124,9 @@ def test_equality_hash_order_and_immutability() -> None:
     assert a >= a2
     assert a != str(a)
     with pytest.raises(AttributeError):
-        a._bytes = b""  # type: ignore[misc]
+        a._bytes = b""
     with pytest.raises(AttributeError):
-        a.foo = 1  # type: ignore[attr-defined]
+        a.foo = 1
     assert pickle.loads(pickle.dumps(a)) == a
     assert bytes(a) == a.to_bytes()
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,14 +103,11 @@ def test_xx_vector(vector: dict[str, Any]) -> None:
         assert recv.decrypt_with_ad(b"", wire) == payload
 
 
-def test_hkdf_outputs_chain() -> None:
-    """Noise HKDF: output i+1 is HMAC(temp_key, output_i || i+1); two- and three-output agree."""
-    two = hkdf(b"k" * 32, b"ikm", 2)
-    three = hkdf(b"k" * 32, b"ikm", 3)
-    assert len(two) == 2
-    assert three[:2] == two
-    assert len({*three}) == 3
-    assert all(len(x) == 32 for x in three)
+def test_hkdf_matches_rfc5869_definition() -> None:
+    """Noise's two-output HKDF equals RFC 5869 HKDF-SHA256 with salt=ck and empty info."""
+    ck, ikm = b"k" * 32, b"input key material"
+    expected = HKDF(algorithm=hashes.SHA256(), length=64, salt=ck, info=b"").derive(ikm)
+    assert b"".join(hkdf(ck, ikm)) == expected
 
 
 def test_symmetric_state_long_protocol_name_is_hashed() -> None:
@@ -623,6 +622,16 @@ def test_tampered_transport_frame_is_fatal() -> None:
         tr.receive_data(wire)
     with pytest.raises(ProtocolError):  # the session is dead
         tr.receive_data(b"")
+
+
+def test_tampered_transport_frame_split_across_reads() -> None:
+    """The buffered (partial-frame) path fails the same way as the direct one."""
+    ti, tr = _connected()
+    wire = bytearray(ti.encrypt(b"x" * 1000))
+    wire[-1] ^= 0x01
+    assert tr.receive_data(wire[:500]) == []
+    with pytest.raises(ProtocolError):
+        tr.receive_data(wire[500:])
 
 
 def test_transport_frame_shorter_than_tag() -> None:

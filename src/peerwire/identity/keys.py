@@ -6,7 +6,8 @@ the type-specific ``Data``. A PeerId is derived from the *bytes* of the public
 key protobuf, so :meth:`PublicKey.to_protobuf` must be byte-for-byte what every
 other libp2p implementation produces; it is hand-encoded (type, then data) and
 decoders only accept key ``Data`` in its canonical form, so one key has exactly
-one encoding and one PeerId.
+one PeerId. (The protobuf envelope itself is parsed leniently, as go-libp2p and
+rust-libp2p do: PeerIds are always derived from the re-encoded key.)
 
 ``Data`` per key type (peer-ids spec, and what go-libp2p writes):
 

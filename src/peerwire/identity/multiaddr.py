@@ -312,7 +312,11 @@ class Multiaddr:
     ) -> tuple[tuple[_Component, ...], tuple[bytes, ...]]:
         components: list[_Component] = []
         chunks: list[bytes] = []
-        for name, value in pairs:
+        for pair in pairs:
+            try:
+                name, value = pair
+            except (TypeError, ValueError) as exc:
+                raise InvalidMultiaddr(f"not a (protocol, value) pair: {pair!r}") from exc
             proto = _lookup_name(name)
             canonical, chunk = _encode_component(proto, value)
             components.append((proto.name, canonical))
@@ -370,6 +374,8 @@ class Multiaddr:
 
     def value_for(self, protocol: str) -> str | None:
         """The value of the first ``protocol`` component (None if absent or valueless)."""
+        if protocol == "ipfs":
+            protocol = "p2p"
         for name, value in self._components:
             if name == protocol:
                 return value

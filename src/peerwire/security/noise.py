@@ -388,8 +388,10 @@ class NoiseTransport:
             if take < need:
                 return
             with memoryview(partial) as view:
-                self._open(view[2:], out)
+                plaintext = self._recv.decrypt_with_ad(b"", view[2:])
             partial.clear()
+            if plaintext:
+                out.append(plaintext)
         decrypt = self._recv.decrypt_with_ad
         while end - pos >= 2:
             stop = pos + 2 + ((data[pos] << 8) | data[pos + 1])
@@ -401,8 +403,3 @@ class NoiseTransport:
             pos = stop
         if pos < end:
             partial += data[pos:]
-
-    def _open(self, frame: memoryview, out: list[bytes]) -> None:
-        plaintext = self._recv.decrypt_with_ad(b"", frame)
-        if plaintext:
-            out.append(plaintext)

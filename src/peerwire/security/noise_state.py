@@ -81,14 +81,15 @@ def _hmac(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
-def hkdf(chaining_key: bytes, input_key_material: bytes, num_outputs: int) -> tuple[bytes, ...]:
-    """Noise's HKDF (spec section 4.3): HMAC-SHA256 extract, then 2 or 3 expand blocks."""
+def hkdf(chaining_key: bytes, input_key_material: bytes) -> tuple[bytes, bytes]:
+    """Noise's HKDF (spec section 4.3) with two outputs, all that MixKey and Split use.
+
+    HMAC-SHA256 extract, then ``out1 = HMAC(temp, 0x01)``, ``out2 = HMAC(temp, out1 || 0x02)``.
+    (The three-output form serves only pre-shared keys, which libp2p does not use.)
+    """
     temp_key = _hmac(chaining_key, input_key_material)
     out1 = _hmac(temp_key, b"\x01")
-    out2 = _hmac(temp_key, out1 + b"\x02")
-    if num_outputs == 2:
-        return out1, out2
-    return out1, out2, _hmac(temp_key, out2 + b"\x03")
+    return out1, _hmac(temp_key, out1 + b"\x02")
 
 
 class CipherState:
@@ -192,7 +193,7 @@ class SymmetricState:
         self.cipher = CipherState()
 
     def mix_key(self, input_key_material: bytes) -> None:
-        self.ck, temp_k = hkdf(self.ck, input_key_material, 2)
+        self.ck, temp_k = hkdf(self.ck, input_key_material)
         self.cipher.initialize_key(temp_k)
 
     def mix_hash(self, data: BytesLike) -> None:
@@ -210,7 +211,7 @@ class SymmetricState:
 
     def split(self) -> tuple[CipherState, CipherState]:
         """Return ``(c1, c2)``: c1 encrypts initiator-to-responder, c2 the other way."""
-        k1, k2 = hkdf(self.ck, b"", 2)
+        k1, k2 = hkdf(self.ck, b"")
         return CipherState(k1), CipherState(k2)
 
 

@@ -145,7 +145,8 @@ class IdentifyService:
     async def _request(self, conn: MuxedConnection) -> IdentifyInfo:
         stream = await self.host.new_stream(conn.remote_peer, IDENTIFY_PROTOCOL, conn=conn)
         try:
-            await stream.close_write()
+            # Do not half-close before the answer arrives: go and js don't, and
+            # py-libp2p refuses to answer on a stream whose remote side is closed.
             info = await self._read_info(stream, conn.remote_peer, push=False)
         except BaseException:
             await stream.reset()
