@@ -12,12 +12,12 @@ import logging
 import struct
 
 import pytest
-from peerwire.transport.tcp import TcpTransport
 
 import peerwire as pw
 from peerwire.config import MPLEX, YAMUX
 from peerwire.host.upgrade import upgrade
 from peerwire.testing import make_node, running_nodes
+from peerwire.transport.tcp import TcpTransport
 from peerwire.varint import encode_uvarint
 
 MS_HEADER = encode_uvarint(19) + b"/multistream/1.0.0\n"

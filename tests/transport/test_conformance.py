@@ -13,7 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import peerwire.transport as transport_pkg
-from peerwire.errors import ClosedError, MessageTooLarge, ProtocolError, RemoteLimitExceeded
+from peerwire.errors import (
+    ClosedError,
+    ConnectionLost,
+    MessageTooLarge,
+    ProtocolError,
+    RemoteLimitExceeded,
+)
 from peerwire.testing import transport_suite
 from peerwire.testing.transport_suite import (
     ALL_CHECKS,
@@ -202,7 +208,11 @@ async def test_send_over_limit_raises_and_writes_nothing() -> None:
     await framed.send(b"x" * 10)
     with pytest.raises(MessageTooLarge) as info:
         await framed.send(memoryview(b"y" * 11))
-    assert (info.value.limit_name, info.value.limit, info.value.value) == ("max_message_size", 10, 11)
+    assert (info.value.limit_name, info.value.limit, info.value.value) == (
+        "max_message_size",
+        10,
+        11,
+    )
     assert bytes(conn.written) == encode_uvarint(10) + b"x" * 10
 
 
@@ -244,8 +254,6 @@ async def test_queued_messages_pause_reading_until_consumed() -> None:
 
 
 async def test_loss_surfaces_as_connection_lost_after_queued_messages() -> None:
-    from peerwire.errors import ConnectionLost
-
     _, framed = _framed()
     framed.data_received(memoryview(_encode([b"last"])))
     framed.connection_lost(ConnectionLost("reset"))

@@ -122,7 +122,8 @@ async def test_addresses_and_roles() -> None:
     finally:
         await listener.close()
     async with tcp_pair() as (a, b):
-        assert a.is_initiator and not b.is_initiator
+        assert a.is_initiator
+        assert not b.is_initiator
         assert a.remote_addr == b.local_addr
         assert a.local_addr == b.remote_addr
         assert str(a.local_addr).startswith("/ip4/127.0.0.1/tcp/")
@@ -265,7 +266,8 @@ async def test_a_new_receiver_learns_of_an_earlier_eof_and_loss() -> None:
             await first.wait_for(lambda: first.eof)
         second = RecordingReceiver()
         b.set_receiver(second)
-        assert second.eof and not second.lost
+        assert second.eof
+        assert not second.lost
         a.abort()
         # After an EOF asyncio stops reading, so (as with any TCP socket) the reset
         # is noticed when we next write.
@@ -278,7 +280,9 @@ async def test_a_new_receiver_learns_of_an_earlier_eof_and_loss() -> None:
         assert second.lost
         third = RecordingReceiver()
         b.set_receiver(third)
-        assert third.eof and third.lost and isinstance(third.lost_exc, ConnectionLost)
+        assert third.eof
+        assert third.lost
+        assert isinstance(third.lost_exc, ConnectionLost)
 
 
 async def test_abort_resets_the_remote() -> None:
@@ -299,7 +303,8 @@ async def test_abort_resets_the_remote() -> None:
 
 async def test_pause_reading_passes_through() -> None:
     async with tcp_pair() as (a, b):
-        assert isinstance(b, TcpConnection) and b._transport is not None
+        assert isinstance(b, TcpConnection)
+        assert b._transport is not None
         rec = RecordingReceiver()
         b.set_receiver(rec)
         b.pause_reading()
@@ -396,7 +401,9 @@ def test_lifecycle_under_each_event_loop(
                 await ra.wait_for(lambda: ra.lost)
                 await b.wait_closed()
                 await a.wait_closed()
-            assert ra.data == b"late reply" and ra.eof and ra.lost_exc is None
+            assert ra.data == b"late reply"
+            assert ra.eof
+            assert ra.lost_exc is None
         async with tcp_pair() as (a, b):
             rb = RecordingReceiver()
             b.set_receiver(rb)

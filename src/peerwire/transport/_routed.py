@@ -170,7 +170,7 @@ class RoutedConnection(RawConnection):
             self._pause_source()
 
     def resume_reading(self) -> None:
-        if not self._reading_paused:
+        if not self._reading_paused or self._closed_by_us:
             return
         self._reading_paused = False
         if not self._lost:
@@ -181,6 +181,13 @@ class RoutedConnection(RawConnection):
             # Replay on the next loop pass, not inside the caller's resume_reading().
             self._replay_scheduled = True
             self._loop.call_soon(self._replay)
+
+    def _mark_closed_by_us(self) -> None:
+        """close()/abort() was called: no more writes, and (as asyncio does) no more reads."""
+        self._closed_by_us = True
+        self._writable.set()
+        self._reading_paused = True
+        self._direct = None
 
     # -- write side
     def _pause_writing(self) -> None:
@@ -218,7 +225,7 @@ class RoutedConnection(RawConnection):
         return self._write_paused
 
     async def drain(self) -> None:
-        """Wait while writes are paused; raises ClosedError/ConnectionLost once closed.
+        """Wait while writes are paused; ClosedError after close/abort, ConnectionLost if broken.
 
         Any number of tasks may wait at once; cancelling one does not disturb the others.
         """
@@ -226,6 +233,8 @@ class RoutedConnection(RawConnection):
             if self._closed_by_us:
                 raise ClosedError("connection was closed")
             if self._lost:
+                if self._lost_exc is None:
+                    return  # ended cleanly (both sides sent EOF): nothing left to wait for
                 raise self._lost_error()
             if not self._write_paused:
                 return

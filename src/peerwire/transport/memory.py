@@ -240,15 +240,13 @@ class MemoryConnection(RoutedConnection):
     def close(self) -> None:
         if self._closed_by_us:
             return
-        self._closed_by_us = True
-        self._writable.set()
+        self._mark_closed_by_us()
         if not self._lost:
             self._eof_sent = True
             self._schedule_flush()
 
     def abort(self) -> None:
-        self._closed_by_us = True
-        self._writable.set()
+        self._mark_closed_by_us()
         if self._aborted or self._lost:
             return
         self._aborted = True

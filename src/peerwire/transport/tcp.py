@@ -52,6 +52,7 @@ _MIN_READ_BUFFER_SIZE: Final = 1024
 
 
 _UNKNOWN_ADDR: Final = "/ip4/0.0.0.0/tcp/0"
+_NO_BUFFER: Final = memoryview(bytearray(0))
 
 
 def _sockaddr_to_multiaddr(sockaddr: object) -> Multiaddr:
@@ -113,6 +114,7 @@ class _TcpProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn._lost_from_socket(exc)
+        self._view = _NO_BUFFER  # free the receive buffer with the socket
 
     def pause_writing(self) -> None:
         self._conn._pause_writing()
@@ -224,14 +226,12 @@ class TcpConnection(RoutedConnection):
     def close(self) -> None:
         if self._closed_by_us:
             return
-        self._closed_by_us = True
-        self._writable.set()
+        self._mark_closed_by_us()
         if self._transport is not None and not self._lost:
             self._transport.close()
 
     def abort(self) -> None:
-        self._closed_by_us = True
-        self._writable.set()
+        self._mark_closed_by_us()
         transport = self._transport
         if self._aborted or self._lost or transport is None:
             return
