@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 
 from rich.console import Console
@@ -18,13 +19,9 @@ from ..config import MPLEX, YAMUX, Config
 from ..node import Node
 
 
-def _short(peer: object) -> str:
-    text = str(peer)
-    return f"{text[:8]}…{text[-6:]}"
-
-
 async def run_demo(count: int, console: Console | None = None) -> None:
-    console = console or Console()
+    # Full peer ids and addresses need ~110 columns; don't squeeze them into 80 in a pipe.
+    console = console or (Console() if sys.stdout.isatty() else Console(width=120))
     # Alternate the muxer preference so the table shows both being negotiated.
     nodes = [
         Node(
@@ -51,8 +48,8 @@ async def run_demo(count: int, console: Console | None = None) -> None:
 
         nodes_table = Table(title="Nodes")
         nodes_table.add_column("#", justify="right")
-        nodes_table.add_column("peer id")
-        nodes_table.add_column("listen address")
+        nodes_table.add_column("peer id", no_wrap=True)
+        nodes_table.add_column("listen address", no_wrap=True)
         nodes_table.add_column("peers", justify="right")
         for i, n in enumerate(nodes):
             nodes_table.add_row(
@@ -61,8 +58,8 @@ async def run_demo(count: int, console: Console | None = None) -> None:
         console.print(nodes_table)
 
         conn_table = Table(title="Connections (dialer → listener)")
-        for col in ("from", "to", "security", "muxer", "remote agent", "ping RTT (ms)"):
-            conn_table.add_column(col, justify="right" if "RTT" in col else "left")
+        for col in ("dialer", "listener", "security", "muxer", "remote agent", "RTT ms"):
+            conn_table.add_column(col, justify="right" if "RTT" in col else "left", no_wrap=True)
         index = {n.peer_id: i for i, n in enumerate(nodes)}
         rtts: list[float] = []
         for a, b in pairs:
@@ -73,11 +70,11 @@ async def run_demo(count: int, console: Console | None = None) -> None:
             rtts.extend(samples)
             dialer, listener = (a, b) if conn.raw.is_initiator else (b, a)
             conn_table.add_row(
-                f"{index[dialer.peer_id]} {_short(dialer.peer_id)}",
-                f"{index[listener.peer_id]} {_short(listener.peer_id)}",
+                f"#{index[dialer.peer_id]}",
+                f"#{index[listener.peer_id]}",
                 conn.security_protocol,
                 conn.muxer_protocol,
-                info.agent_version,
+                info.agent_version.split(" ")[0],
                 f"{statistics.median(samples) * 1000:.3f}",
             )
         console.print(conn_table)

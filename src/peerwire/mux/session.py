@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -398,8 +399,8 @@ class MuxedConnection:
         self._next_ping = (self._next_ping + 1) & 0xFFFFFFFF or 1
         fut = self._loop.create_future()
         self._pings[opaque] = fut
-        start = self._loop.time()
+        start = time.perf_counter()  # uvloop's loop.time() only has ms resolution
         self._core.ping(opaque)
         self._flush_soon()
         await fut
-        return self._loop.time() - start
+        return time.perf_counter() - start
