@@ -1,8 +1,8 @@
 """peerwire: a fast, secure, asyncio-native peer-to-peer network stack.
 
-    import peerwire as pw
-    async with pw.Node(listen=["/ip4/127.0.0.1/tcp/0"]) as node:
-        print(node.peer_id, node.addrs)
+import peerwire as pw
+async with pw.Node(listen=["/ip4/127.0.0.1/tcp/0"]) as node:
+    print(node.peer_id, node.addrs)
 """
 
 __version__ = "0.1.0"

@@ -46,9 +46,16 @@ async def test_id_rejects_a_corrupt_key_file(tmp_path: Path) -> None:
 
 async def test_node_json_ping_and_echo() -> None:
     proc = await asyncio.create_subprocess_exec(
-        *PEERWIRE, "node", "--seed", SEED_11, "--listen", "/ip4/127.0.0.1/tcp/0",
-        "--echo", "--json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *PEERWIRE,
+        "node",
+        "--seed",
+        SEED_11,
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--echo",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     try:
@@ -56,7 +63,8 @@ async def test_node_json_ping_and_echo() -> None:
         assert first["event"] == "listening"
         assert first["peer_id"] == PEER_11
         addr = first["addrs"][0]
-        assert addr.startswith("/ip4/127.0.0.1/tcp/") and addr.endswith(f"/p2p/{PEER_11}")
+        assert addr.startswith("/ip4/127.0.0.1/tcp/")
+        assert addr.endswith(f"/p2p/{PEER_11}")
 
         code, out, err = await run("ping", addr, "--count", "3", "--json")
         assert code == 0, err
