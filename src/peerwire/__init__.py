@@ -20,28 +20,36 @@ from .errors import (
     PeerIdMismatch,
     PeerwireError,
     ProtocolError,
+    ProtocolNotSupported,
+    RemoteError,
     RemoteLimitExceeded,
     StreamReset,
     Timeout,
     UsageError,
+    Vetoed,
 )
+from .host.middleware import Hook
 from .identity.identity import Identity
 from .identity.multiaddr import Multiaddr
 from .identity.peer_id import PeerId
 from .mux.stream import Stream
 from .node import Node
 from .protocols.identify import IdentifyInfo
+from .protocols.messaging import Inbox, Message
 
 __all__ = [
     "ClosedError",
     "Config",
     "ConnectionLost",
     "HandshakeError",
+    "Hook",
     "IdentifyInfo",
     "Identity",
+    "Inbox",
     "IncompleteReadError",
     "InvalidKeyError",
     "LimitExceeded",
+    "Message",
     "MessageTooLarge",
     "Multiaddr",
     "NegotiationError",
@@ -50,10 +58,13 @@ __all__ = [
     "PeerIdMismatch",
     "PeerwireError",
     "ProtocolError",
+    "ProtocolNotSupported",
+    "RemoteError",
     "RemoteLimitExceeded",
     "Stream",
     "StreamReset",
     "Timeout",
     "UsageError",
+    "Vetoed",
     "__version__",
 ]

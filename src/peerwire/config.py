@@ -60,6 +60,26 @@ class Config:
     identify_timeout: float = 10.0
     """Seconds to wait for the remote's identify message."""
 
+    max_message_size: int = 4 << 20
+    """Largest /peerwire/msg envelope sent or accepted (payload plus ~30 bytes)."""
+    message_workers: int = 8
+    """Tasks that run async message handlers (sync handlers run inline)."""
+    message_queue_size: int = 1024
+    """Messages waiting for a worker; when full, reading from the senders pauses."""
+    inbox_size: int = 1024
+    """Default capacity of ``node.inbox(protocol)``; when full, senders are slowed down."""
+    max_pending_requests: int = 65536
+    """Requests awaiting a reply at once (LimitExceeded beyond)."""
+    request_timeout: float = 30.0
+    """Default ``request`` timeout in seconds when none is given."""
+    sign_messages: bool = False
+    """Sign every outgoing message with our identity key (Ed25519 verify costs
+    ~0.1 ms per message at the receiver, so it is off by default)."""
+    require_signed_messages: bool = False
+    """Drop unsigned incoming messages."""
+    message_max_clock_skew: float = 300.0
+    """Drop messages whose timestamp is further than this from our clock (0: no check)."""
+
     extra_listen_announce: tuple[str, ...] = field(default_factory=tuple)
     """Extra multiaddrs to announce in identify (e.g. a public address)."""
 
@@ -78,8 +98,14 @@ class Config:
             "max_pending_handshakes",
             "max_streams_per_connection",
             "max_inbound_stream_negotiations",
+            "message_workers",
+            "message_queue_size",
+            "inbox_size",
+            "max_pending_requests",
         ):
             if getattr(self, name) < 1:
                 raise UsageError(f"Config.{name} must be >= 1")
+        if self.max_message_size < 1024:
+            raise UsageError("Config.max_message_size must be >= 1024")
         if self.stream_receive_window < 256 * 1024:
             raise UsageError("Config.stream_receive_window must be >= 256 KiB (yamux minimum)")

@@ -13,10 +13,13 @@ keeps apart *who* is at fault, so callers can react without parsing messages::
     │   ├── NegotiationError    no protocol both sides speak
     │   ├── InvalidKeyError     a key or PeerId that does not decode or verify
     │   └── RemoteLimitExceeded the remote overran one of our limits
+    ├── Vetoed              a middleware hook refused the operation
     ├── ClosedError         the resource was closed by us
     ├── ConnectionLost      broken underneath (remote closed, reset, network failure)
     │   ├── StreamReset
     │   └── IncompleteReadError
+    ├── RemoteError         the remote answered a request with an error
+    │   └── ProtocolNotSupported
     └── Timeout             also a :class:`TimeoutError`
 
 Sans-IO cores raise these directly; the asyncio adapters never turn one kind
@@ -89,6 +92,19 @@ class RemoteLimitExceeded(ProtocolError):
         self.value = value
 
 
+class Vetoed(PeerwireError):
+    """A middleware hook refused the operation (see :class:`peerwire.Hook`).
+
+    Raised, for example, by ``connect`` when a ``WILL_DIAL`` or ``PEER_CONNECTED``
+    hook returned False, and by ``Node.start`` when a ``NODE_WILL_START`` hook did.
+    ``hook`` is the :class:`peerwire.Hook` whose chain refused.
+    """
+
+    def __init__(self, message: str, *, hook: object = None):
+        super().__init__(message)
+        self.hook = hook
+
+
 class ClosedError(PeerwireError):
     """The stream, connection or node was closed by us."""
 
@@ -110,6 +126,23 @@ class IncompleteReadError(ConnectionLost):
         self.expected = expected
 
 
+class RemoteError(PeerwireError):
+    """The remote answered a request with an error: its handler raised or refused it.
+
+    ``code`` is the wire error code (see ``peerwire.protocols.messaging.codec``),
+    ``remote_message`` the text the remote sent.
+    """
+
+    def __init__(self, message: str, *, code: int = 0, remote_message: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.remote_message = remote_message
+
+
+class ProtocolNotSupported(RemoteError):
+    """The remote has no handler or inbox for the requested protocol."""
+
+
 class Timeout(PeerwireError, TimeoutError):
     """An operation did not finish within its deadline."""
 
@@ -126,8 +159,11 @@ __all__ = [
     "PeerIdMismatch",
     "PeerwireError",
     "ProtocolError",
+    "ProtocolNotSupported",
+    "RemoteError",
     "RemoteLimitExceeded",
     "StreamReset",
     "Timeout",
     "UsageError",
+    "Vetoed",
 ]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
+from typing import Any, TypeVar
 
 from .config import Config
-from .errors import UsageError
+from .errors import UsageError, Vetoed
 from .host.host import Host, StreamHandler
+from .host.middleware import Hook, Middleware
 from .host.peerstore import PeerStore
 from .identity.identity import Identity
 from .identity.multiaddr import Multiaddr
@@ -22,6 +24,8 @@ from .identity.peer_id import PeerId
 from .mux.session import MuxedConnection
 from .mux.stream import Stream
 from .protocols.identify import IdentifyInfo, IdentifyService
+from .protocols.messaging import Inbox, Message, MessagingService
+from .protocols.messaging.service import Handler
 from .protocols.ping import PING_PROTOCOL, handle_ping
 from .protocols.ping import ping as ping_peer
 from .transport.base import Transport
@@ -30,6 +34,7 @@ log = logging.getLogger("peerwire.node")
 
 AddrLike = Multiaddr | str
 PeerLike = PeerId | str
+H = TypeVar("H", bound=Handler)
 
 
 def _peer(peer: PeerLike) -> PeerId:
@@ -64,13 +69,26 @@ class Node:
         self.config = config or Config()
         self._listen = [Multiaddr(a) if isinstance(a, str) else a for a in listen]
         self._bootstrap = [Multiaddr(a) if isinstance(a, str) else a for a in bootstrap]
-        self.host = Host(self.identity, self.config, transports=transports)
+        self.middleware = Middleware()
+        """The node's hook chains; add to them with :meth:`use`."""
+        self.host = Host(
+            self.identity, self.config, transports=transports, middleware=self.middleware
+        )
         self._identify = IdentifyService(self.host)
+        self.messaging = MessagingService(self.host)
         self.host.set_stream_handler(PING_PROTOCOL, handle_ping)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Listen, then connect to the bootstrap peers (failures are logged, not raised)."""
+        """Listen, then connect to the bootstrap peers (failures are logged, not raised).
+
+        Runs the NODE_WILL_START hooks first (a False from one raises
+        :class:`Vetoed` and nothing starts) and NODE_STARTED at the end.
+        """
+        if self.host.is_running:
+            raise UsageError("node already started")
+        if not await self.middleware.run(Hook.NODE_WILL_START, self):
+            raise Vetoed("node start vetoed by a NODE_WILL_START hook", hook=Hook.NODE_WILL_START)
         await self.host.start(self._listen)
         if self._bootstrap:
             results = await asyncio.gather(
@@ -79,9 +97,20 @@ class Node:
             for addr, result in zip(self._bootstrap, results, strict=True):
                 if isinstance(result, BaseException):
                     log.warning("bootstrap peer %s unreachable: %s", addr, result)
+        await self.middleware.run(Hook.NODE_STARTED, self)
 
     async def stop(self) -> None:
+        """Close every connection and listener.
+
+        NODE_WILL_STOP and NODE_STOPPED hooks are notified around it; stop
+        cannot be vetoed (a False only ends that hook chain).
+        """
+        if not self.host.is_running:
+            return
+        await self.middleware.run(Hook.NODE_WILL_STOP, self)
+        await self.messaging.stop()
         await self.host.stop()
+        await self.middleware.run(Hook.NODE_STOPPED, self)
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -94,6 +123,16 @@ class Node:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    # ----------------------------------------------------------- middleware
+    def use(self, hook: Hook, fn: Callable[..., Any], priority: int = 0) -> Callable[[], None]:
+        """Add ``fn`` to the ``hook`` chain (higher ``priority`` first); returns a remover.
+
+        See :class:`peerwire.Hook` and ``docs/middleware.md`` for what each hook
+        receives and what its return value means. May be called before or
+        after start.
+        """
+        return self.middleware.use(hook, fn, priority)
 
     # ----------------------------------------------------------------- info
     @property
@@ -143,6 +182,47 @@ class Node:
 
     def remove_stream_handler(self, protocol: str) -> None:
         self.host.remove_stream_handler(protocol)
+
+    # ------------------------------------------------------------- messages
+    def on(self, protocol: str) -> Callable[[H], H]:
+        """Decorator: ``@node.on("/chat/1.0.0")`` handles messages for a protocol.
+
+        The handler gets a :class:`Message`; sync or async; returning bytes
+        answers a request, returning None sends no reply, raising sends an
+        error reply (the requester gets :class:`RemoteError`).
+        """
+
+        def register(handler: H) -> H:
+            self.messaging.on(protocol, handler)
+            return handler
+
+        return register
+
+    def add_handler(self, protocol: str, handler: Handler) -> None:
+        """Non-decorator form of :meth:`on`."""
+        self.messaging.on(protocol, handler)
+
+    def remove_handler(self, protocol: str) -> None:
+        self.messaging.off(protocol)
+
+    async def send(self, peer: PeerLike, protocol: str, data: bytes) -> None:
+        """Fire and forget: returns once handed to the connection (dials if needed)."""
+        await self.messaging.send(_peer(peer), protocol, data)
+
+    async def request(
+        self, peer: PeerLike, protocol: str, data: bytes, timeout: float | None = None
+    ) -> bytes:
+        """Send a request and return the reply; ``Timeout``, ``RemoteError`` or
+        ``ConnectionLost`` otherwise. ``timeout`` defaults to ``Config.request_timeout``."""
+        return await self.messaging.request(_peer(peer), protocol, data, timeout)
+
+    def inbox(self, protocol: str, maxsize: int | None = None) -> Inbox:
+        """``async for msg in node.inbox(protocol)``: the alternative to :meth:`on`."""
+        return self.messaging.inbox(protocol, maxsize)
+
+    async def reply(self, msg: Message, data: bytes) -> None:
+        """Answer a request taken from an inbox."""
+        self.messaging.reply(msg, data)
 
     def __repr__(self) -> str:
         return f"<Node {self.peer_id} {'running' if self.host.is_running else 'stopped'}>"

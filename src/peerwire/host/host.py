@@ -29,6 +29,7 @@ from ..errors import (
     ProtocolError,
     Timeout,
     UsageError,
+    Vetoed,
 )
 from ..identity.identity import Identity
 from ..identity.multiaddr import Multiaddr
@@ -37,6 +38,7 @@ from ..mux.session import MuxedConnection
 from ..mux.stream import Stream
 from ..negotiate.multistream import MultistreamDialer, MultistreamListener
 from ..transport.base import Listener, RawConnection, Transport
+from .middleware import Hook, Middleware
 from .peerstore import PeerStore
 from .upgrade import negotiate, upgrade
 
@@ -47,6 +49,8 @@ ConnectionCallback = Callable[[MuxedConnection], None]
 
 RETIRE_GRACE = 10.0
 """Seconds a retired duplicate connection may keep its open streams before it is closed."""
+HOOK_DRAIN_TIMEOUT = 5.0
+"""Seconds ``stop`` waits for PEER_DISCONNECTED hooks still running before cancelling them."""
 NEGOTIATION_READ_SIZE = 4096
 
 
@@ -66,8 +70,11 @@ class Host:
         config: Config | None = None,
         *,
         transports: Sequence[Transport] | None = None,
+        middleware: Middleware | None = None,
     ) -> None:
         self.identity = identity
+        self.middleware = middleware if middleware is not None else Middleware()
+        """Hook chains (see :mod:`peerwire.host.middleware`); shared with the Node."""
         self.config = config or Config()
         self.transports: list[Transport] = (
             list(transports) if transports is not None else _default_transports(self.config)
@@ -81,6 +88,7 @@ class Host:
         self._pending_handshakes = 0
         self._negotiating: dict[MuxedConnection, int] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        self._hook_tasks: set[asyncio.Task[object]] = set()
         self._running = False
         self._stopping = False
         self._reaper: asyncio.Task[None] | None = None
@@ -185,6 +193,10 @@ class Host:
             except TimeoutError:
                 for conn in conns:
                     conn.abort()
+        # Let PEER_DISCONNECTED hooks for the connections just closed run (bounded).
+        hooks = [t for t in self._hook_tasks if not t.done()]
+        if hooks:
+            await asyncio.wait(hooks, timeout=HOOK_DRAIN_TIMEOUT)
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
@@ -252,14 +264,23 @@ class Host:
     async def _dial_any(self, peer: PeerId, addrs: list[Multiaddr]) -> MuxedConnection:
         errors: list[str] = []
         last: BaseException | None = None
+        vetoed = 0
         for addr in addrs:
             try:
                 return await self._dial_addr(addr, peer)
+            except Vetoed as exc:
+                if exc.hook is not Hook.WILL_DIAL:
+                    raise  # the peer itself was refused, not one of its addresses
+                errors.append(f"{addr}: {exc}")
+                last = exc
+                vetoed += 1
             except (ProtocolError, ConnectionLost, Timeout, UsageError) as exc:
                 errors.append(f"{addr}: {exc}")
                 last = exc
         if len(errors) == 1 and last is not None:
             raise last
+        if vetoed and vetoed == len(errors):
+            raise Vetoed(f"every dial to {peer} was vetoed: " + "; ".join(errors)) from last
         raise ConnectionLost(f"could not reach {peer}: " + "; ".join(errors)) from last
 
     async def _dial_addr(self, addr: Multiaddr, expected: PeerId | None) -> MuxedConnection:
@@ -275,6 +296,10 @@ class Host:
         bare = addr.without_peer_id()
         transport = self._transport_for(bare)
         async with deadline(self.config.dial_timeout, f"dial {bare}"):
+            if self.middleware.has(Hook.WILL_DIAL) and not await self.middleware.run(
+                Hook.WILL_DIAL, addr, expected
+            ):
+                raise Vetoed(f"dial to {addr} vetoed by a WILL_DIAL hook", hook=Hook.WILL_DIAL)
             raw = await transport.dial(bare)
         async with deadline(self.config.handshake_timeout, f"handshake with {bare}"):
             conn = await upgrade(
@@ -287,6 +312,8 @@ class Host:
             conn.security_protocol,
             conn.muxer_protocol,
         )
+        if self.middleware.has(Hook.PEER_CONNECTED):
+            return await self._admit(conn)
         return self._register(conn)
 
     # ------------------------------------------------------------- inbound
@@ -308,6 +335,12 @@ class Host:
                 raw.remote_addr,
                 self.config.max_pending_handshakes,
             )
+            raw.abort()
+            return
+        if self.middleware.has(Hook.CONNECTION_ACCEPTED) and not self.middleware.run_sync(
+            Hook.CONNECTION_ACCEPTED, raw
+        ):
+            log.info("refusing connection from %s: a CONNECTION_ACCEPTED hook", raw.remote_addr)
             raw.abort()
             return
         self._pending_handshakes += 1
@@ -332,9 +365,14 @@ class Host:
             conn.abort()
             return
         try:
-            self._register(conn)
+            if self.middleware.has(Hook.PEER_CONNECTED):
+                await self._admit(conn)
+            else:
+                self._register(conn)
         except LimitExceeded as exc:
             log.warning("dropping connection from %s: %s", conn.remote_peer, exc)
+        except (Vetoed, Timeout, ConnectionLost, ClosedError) as exc:
+            log.info("dropping connection from %s: %s", conn.remote_peer, exc)
 
     # ------------------------------------------------------- connection pool
     def _preferred(self, a: MuxedConnection, b: MuxedConnection) -> MuxedConnection:
@@ -377,6 +415,41 @@ class Host:
             self._notify_connected(conn)
         return keep
 
+    async def _admit(self, conn: MuxedConnection) -> MuxedConnection:
+        """Run the PEER_CONNECTED hooks on a fresh connection, then register it.
+
+        Until the hooks have answered, streams the remote opens are held (the
+        muxer bounds how many) and served once the connection is registered,
+        so the remote's identify does not stall. A veto (or a raising hook)
+        closes the connection and raises :class:`Vetoed`; hooks that outlast
+        ``handshake_timeout`` abort it with :class:`Timeout`.
+        """
+        held: list[Stream] = []
+        conn.on_stream = held.append
+        try:
+            async with deadline(
+                self.config.handshake_timeout, f"PEER_CONNECTED hooks for {conn.remote_peer}"
+            ):
+                admitted = await self.middleware.run(Hook.PEER_CONNECTED, conn)
+        except BaseException:
+            conn.abort()
+            raise
+        if not admitted:
+            await conn.close()
+            raise Vetoed(
+                f"connection with {conn.remote_peer} refused by a PEER_CONNECTED hook",
+                hook=Hook.PEER_CONNECTED,
+            )
+        if self._stopping:
+            conn.abort()
+            raise ClosedError("host is stopping")
+        if conn.is_closed:
+            raise ConnectionLost(f"{conn.remote_peer} closed the connection during admission")
+        kept = self._register(conn)
+        for stream in held:
+            self._on_stream(stream)
+        return kept
+
     def _notify_connected(self, conn: MuxedConnection) -> None:
         for callback in self.connection_callbacks:
             try:
@@ -408,6 +481,13 @@ class Host:
                         callback(conn)
                     except Exception:
                         log.exception("disconnection callback failed")
+                if self.middleware.has(Hook.PEER_DISCONNECTED):
+                    task = self.spawn(
+                        self.middleware.run(Hook.PEER_DISCONNECTED, conn),
+                        name=f"PEER_DISCONNECTED {peer}",
+                    )
+                    self._hook_tasks.add(task)
+                    task.add_done_callback(self._hook_tasks.discard)
         if exc is not None:
             log.info("connection to %s lost: %s", peer, exc)
 
@@ -454,6 +534,8 @@ class Host:
                     self._negotiating[conn] = left
                 else:
                     self._negotiating.pop(conn, None)
+        except ClosedError:
+            return  # we are shutting down this stream or connection
         except (ProtocolError, Timeout, ConnectionLost) as exc:
             level = logging.INFO if isinstance(exc, NegotiationError) else logging.WARNING
             log.log(

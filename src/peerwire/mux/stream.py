@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ClosedError, ConnectionLost, IncompleteReadError, StreamReset, UsageError
@@ -34,6 +35,9 @@ class Stream:
         "_chunks",
         "_error",
         "_preacked",
+        "_push",
+        "_push_end",
+        "_push_paused",
         "_read_closed",
         "_read_eof",
         "_read_waiter",
@@ -59,6 +63,9 @@ class Stream:
         self._error: BaseException | None = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._window_waiter: asyncio.Future[None] | None = None
+        self._push: Callable[[bytes], None] | None = None
+        self._push_end: Callable[[BaseException | None], None] | None = None
+        self._push_paused = False
 
     # ------------------------------------------------------------------ info
     @property
@@ -88,6 +95,11 @@ class Stream:
             # We said we will not read any more: discard, but give the window back.
             self._session._consumed(self, len(data))
             return
+        push = self._push
+        if push is not None and not self._push_paused:
+            self._session._consumed(self, len(data))
+            push(data)
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         self._wake_reader()
@@ -95,6 +107,9 @@ class Stream:
     def _on_eof(self) -> None:
         self._read_eof = True
         self._wake_reader()
+        if self._push_end is not None and not self._chunks and not self._push_paused:
+            end, self._push_end = self._push_end, None
+            end(None)
         self._session._maybe_forget(self)
 
     def _on_error(self, exc: BaseException) -> None:
@@ -105,6 +120,57 @@ class Stream:
         self._preacked = 0
         self._wake_reader()
         self._wake_writer()
+        if self._push_end is not None:
+            end, self._push_end = self._push_end, None
+            self._push = None
+            end(exc)
+
+    # ---------------------------------------------------------- push mode
+    def set_push_receiver(
+        self,
+        on_data: Callable[[bytes], None],
+        on_end: Callable[[BaseException | None], None],
+    ) -> None:
+        """Deliver incoming bytes by callback instead of :meth:`read` (the fast path).
+
+        ``on_data(chunk)`` runs inside the connection's receive callback for
+        every chunk, in order (already-buffered bytes first, on the next loop
+        pass). Bytes are acknowledged to the muxer as soon as they are handed
+        over, unless :meth:`pause_push` was called: then they are buffered
+        unacknowledged, the remote's send window runs out and its writer waits.
+        ``on_end(None)`` reports the remote's half-close, ``on_end(exc)`` a reset
+        or a lost connection.
+        """
+        self._push = on_data
+        self._push_end = on_end
+        if self._chunks or self._read_eof or self._error is not None:
+            self._session._loop.call_soon(self._replay_push)
+
+    def pause_push(self) -> None:
+        """Stop delivering (and acknowledging) bytes until :meth:`resume_push`."""
+        self._push_paused = True
+
+    def resume_push(self) -> None:
+        """Deliver what was buffered while paused, then resume direct delivery."""
+        if self._push_paused:
+            self._push_paused = False
+            self._session._loop.call_soon(self._replay_push)
+
+    def _replay_push(self) -> None:
+        push = self._push
+        while push is not None and self._chunks and not self._push_paused:
+            chunk = self._chunks.popleft()
+            self._buffered -= len(chunk)
+            self._release(len(chunk))
+            push(chunk)
+            push = self._push
+        if self._push_end is not None and not self._chunks and not self._push_paused:
+            if self._error is not None:
+                end, self._push_end = self._push_end, None
+                end(self._error)
+            elif self._read_eof:
+                end, self._push_end = self._push_end, None
+                end(None)
 
     def _on_window(self) -> None:
         self._wake_writer()
@@ -247,6 +313,22 @@ class Stream:
         if session._write_backlogged():
             await session._drain()
 
+    def write_nowait(self, data: Buffer) -> int:
+        """Queue as much of ``data`` as the remote's window allows right now; return that count.
+
+        For callers that cannot await (callbacks). The caller keeps the rest and
+        sends it later with :meth:`write`.
+        """
+        self._check_writable()
+        if not len(data):
+            return 0
+        return self._session._send(self, data)
+
+    @property
+    def write_backlogged(self) -> bool:
+        """True while the connection's socket buffer is above its high-water mark."""
+        return self._session._write_backlogged()
+
     async def drain(self) -> None:
         """Wait until the connection's write buffer is below its high-water mark."""
         await self._session._drain()
@@ -274,6 +356,10 @@ class Stream:
 
     async def reset(self) -> None:
         """Abort the stream in both directions at once (the remote sees a reset)."""
+        self.reset_nowait()
+
+    def reset_nowait(self) -> None:
+        """:meth:`reset` for callers that cannot await (it never waits anyway)."""
         if self._error is not None:
             return
         self._session._reset(self)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..._proto import identify_pb2
 from ..._timeouts import deadline
 from ...errors import ConnectionLost, InvalidKeyError, PeerwireError, ProtocolError, Timeout
+from ...host.middleware import Hook
 from ...identity.keys import PublicKey, public_key_from_protobuf
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
 from ...identity.peer_id import PeerId
@@ -141,6 +142,9 @@ class IdentifyService:
             return
         if not fut.done():
             fut.set_result(info)
+        middleware = self.host.middleware
+        if middleware.has(Hook.PEER_READY) and not conn.is_closed:
+            await middleware.run(Hook.PEER_READY, conn, info)
 
     async def _request(self, conn: MuxedConnection) -> IdentifyInfo:
         stream = await self.host.new_stream(conn.remote_peer, IDENTIFY_PROTOCOL, conn=conn)
