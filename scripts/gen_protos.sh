@@ -41,7 +41,8 @@ rm -f peerwire/_proto/*_pb2.py peerwire/_proto/*_pb2.pyi
     peerwire/_proto/keys.proto \
     peerwire/_proto/noise.proto \
     peerwire/_proto/identify.proto \
-    peerwire/_proto/plaintext.proto
+    peerwire/_proto/plaintext.proto \
+    peerwire/_proto/msg.proto
 
 grep -h "^# Protobuf Python Version" peerwire/_proto/keys_pb2.py
 ls -1 peerwire/_proto/*_pb2.py peerwire/_proto/*_pb2.pyi
