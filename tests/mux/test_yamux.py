@@ -738,3 +738,39 @@ def test_ping_after_failure_and_properties() -> None:
     with pytest.raises(ClosedError):
         s.ping(1)
     assert s.statistics().local_go_away
+
+
+# --------------------------------------------------------------------------- coalescing
+
+
+def test_consecutive_small_sends_on_one_stream_share_a_frame() -> None:
+    c, s = pair(client=YamuxConfig(max_frame_payload=1000))
+    sid = c.open_stream()
+    c.data_to_send()
+    for i in range(5):
+        assert c.send_data(sid, bytes([i]) * 300) == 300
+    wire_bytes = wire(c)
+    headers = []
+    offset = 0
+    while offset < len(wire_bytes):
+        h = decode_header(wire_bytes, offset)
+        headers.append(h.length)
+        offset += 12 + h.length
+    assert headers == [900, 600]  # grown up to max_frame_payload, then a new frame
+    events = s.receive_data(data_frame(sid, b"", FLAG_SYN) + wire_bytes)
+    assert received(events, sid) == b"".join(bytes([i]) * 300 for i in range(5))
+
+
+def test_coalescing_never_reorders_around_other_frames() -> None:
+    c, s = pair()
+    a = c.open_stream()
+    b = c.open_stream()
+    c.send_data(a, b"a1")
+    c.send_data(b, b"b1")
+    c.send_data(a, b"a2")  # must not join the first frame: b1 stands between them
+    c.close_stream(a)
+    c.send_data(b, b"b2")
+    _, ev_s = pump(c, s)
+    data = [(e.stream_id, e.data) for e in ev_s if isinstance(e, DataReceived)]
+    assert data == [(a, b"a1"), (b, b"b1"), (a, b"a2"), (b, b"b2")]
+    assert StreamEnded(a) in ev_s

@@ -180,6 +180,14 @@ class YamuxSession:
         self._next_id = 1 if is_client else 2
         self._streams: dict[int, _Stream] = {}
         self._out: list[bytes] = []
+        # Coalescing: the DATA frame most recently queued, while it is still the
+        # last thing in ``_out``. A further send on the same stream grows that
+        # frame instead of adding a header, so a burst of small writes reaches
+        # the remote as one frame (one parse, one event, one acknowledgement).
+        self._tail_sid = -1
+        self._tail_hdr = 0
+        self._tail_end = -1
+        self._tail_len = 0
         self._buf = bytearray()  # an incomplete frame carried over between reads
         self._window = config.receive_window
         self._extra = config.receive_window - INITIAL_WINDOW
@@ -418,6 +426,7 @@ class YamuxSession:
         """
         out = self._out
         self._out = []
+        self._tail_end = -1
         return out
 
     def open_stream(self) -> int:
@@ -482,8 +491,23 @@ class YamuxSession:
         out = self._out
         maxp = self._max_payload
         if n <= maxp and type(chunks) is bytes:
-            out.append(_pack(PROTOCOL_VERSION, TYPE_DATA, 0, stream_id, n))
-            out.append(chunks if n == len(chunks) else chunks[:n])
+            payload = chunks if n == len(chunks) else chunks[:n]
+            if (
+                self._tail_sid == stream_id
+                and self._tail_end == len(out)
+                and self._tail_len + n <= maxp
+            ):
+                self._tail_len += n
+                out[self._tail_hdr] = _pack(
+                    PROTOCOL_VERSION, TYPE_DATA, 0, stream_id, self._tail_len
+                )
+            else:
+                self._tail_sid = stream_id
+                self._tail_hdr = len(out)
+                self._tail_len = n
+                out.append(_pack(PROTOCOL_VERSION, TYPE_DATA, 0, stream_id, n))
+            out.append(payload)
+            self._tail_end = len(out)
             return n
         for off in range(0, n, maxp):
             k = min(maxp, n - off)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ class Channel:
         "_out_waiters",
         "decoder",
         "ended",
+        "now_ms",
         "outbound",
         "peer",
         "pending",
@@ -69,6 +71,8 @@ class Channel:
         self.pending: dict[int, asyncio.Future[bytes]] = {}
         self.remote_version = ""
         self.ended = False
+        self.now_ms = 0
+        """Wall clock (ms) read once per received chunk, for timestamp checks."""
         self._deliver = deliver
         self._ended = on_end
         self._backlog: deque[Envelope] = deque()
@@ -80,6 +84,7 @@ class Channel:
 
     # ------------------------------------------------------------ receiving
     def _on_data(self, chunk: bytes) -> None:
+        self.now_ms = int(time.time() * 1000)
         try:
             envelopes = self.decoder.feed(chunk)
         except ProtocolError as exc:
@@ -98,6 +103,7 @@ class Channel:
 
     def unstall(self) -> None:
         """Called when the inbox/queue that stalled us has room again."""
+        self.now_ms = int(time.time() * 1000)
         backlog = self._backlog
         deliver = self._deliver
         while backlog:

@@ -79,8 +79,8 @@ def encode(
     timestamp_ms: int,
     protocol: bytes,
     data: bytes | bytearray | memoryview,
-    *,
     max_size: int,
+    *,
     key: bytes = b"",
     signature: bytes = b"",
 ) -> bytes:

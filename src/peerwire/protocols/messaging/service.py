@@ -81,6 +81,7 @@ class MessagingService:
         self._workers: list[asyncio.Task[None]] = []
         self._keys: dict[bytes, tuple[PublicKey, PeerId]] = {}
         self._hello = cfg.agent_version.encode()
+        self._proto_bytes: dict[str, bytes] = {}
         self._sign_key = host.identity.public_key.to_protobuf() if cfg.sign_messages else b""
         self._skew_ms = int(cfg.message_max_clock_skew * 1000)
         self._max = cfg.max_message_size
@@ -122,7 +123,11 @@ class MessagingService:
 
     def _frame(self, kind: int, msg_id: int, protocol: str, data: bytes) -> bytes:
         now = int(time.time() * 1000)
-        proto = protocol.encode()
+        proto = self._proto_bytes.get(protocol)
+        if proto is None:
+            proto = protocol.encode()
+            if len(self._proto_bytes) < 1024:
+                self._proto_bytes[protocol] = proto
         if self._sign_key:
             sig = self.host.identity.sign(codec.signed_bytes(kind, msg_id, now, proto, data))
             return codec.encode(
@@ -135,7 +140,7 @@ class MessagingService:
                 key=self._sign_key,
                 signature=sig,
             )
-        return codec.encode(kind, msg_id, now, proto, data, max_size=self._max)
+        return codec.encode(kind, msg_id, now, proto, data, self._max)
 
     def _outgoing(self, peer: PeerId, protocol: str, data: bytes, msg_id: int, req: bool) -> bytes:
         mw = self.host.middleware
@@ -195,7 +200,9 @@ class MessagingService:
 
     async def send(self, peer: PeerId, protocol: str, data: bytes) -> None:
         """Fire and forget: returns once the message is handed to the connection."""
-        ch = await self.channel(peer)
+        ch = self._out.get(peer)
+        if ch is None or ch.ended:
+            ch = await self.channel(peer)
         ch.send_nowait(self._outgoing(peer, protocol, data, self._new_id(), False))
         if ch.backlogged:
             await ch.wait_writable()
@@ -330,7 +337,7 @@ class MessagingService:
                 self._reply_error(ch, env.id, codec.ERR_REJECTED, "messages must be signed")
             return None
         if self._skew_ms:
-            skew = abs(int(time.time() * 1000) - env.timestamp_ms)
+            skew = abs(ch.now_ms - env.timestamp_ms)
             if skew > self._skew_ms:
                 log.warning(
                     "dropping message %d from %s: timestamp off by %.1f s",
@@ -387,7 +394,9 @@ class MessagingService:
         except Exception as exc:
             self._handler_failed(msg, ch, exc)
             return
-        if inspect.isawaitable(result):
+        if result is None:
+            return
+        if type(result) is not bytes and inspect.isawaitable(result):
             # A plain function that returned an awaitable: finish it on a worker.
             if not self._workers:
                 self._start_workers()
