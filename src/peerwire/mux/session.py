@@ -207,7 +207,9 @@ class MuxedConnection:
             self._fail(exc)
             return
         self.last_activity = self._loop.time()
-        self._flush_soon()
+        # Flush now rather than on the next loop pass: whatever handling this chunk
+        # queued (replies, window updates) still leaves in one write, one hop sooner.
+        self._flush()
 
     def _feed_plaintext(self, data: bytes) -> None:
         try:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..._timeouts import deadline
 from ...errors import (
     ClosedError,
     InvalidKeyError,
@@ -27,6 +26,7 @@ from ...errors import (
     PeerwireError,
     ProtocolNotSupported,
     RemoteError,
+    Timeout,
     UsageError,
 )
 from ...host.middleware import Hook
@@ -221,8 +221,12 @@ class MessagingService:
         msg_id = self._new_id()
         self._pending_count += 1
         try:
-            async with deadline(limit, f"request {protocol} to {peer}"):
-                ch = await self.channel(peer)
+            # asyncio.timeout directly (not the generator-based ``deadline``): this is
+            # the request/reply hot path.
+            async with asyncio.timeout(limit):
+                ch = self._out.get(peer)
+                if ch is None or ch.ended:
+                    ch = await self.channel(peer)
                 fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
                 ch.pending[msg_id] = fut
                 try:
@@ -233,6 +237,10 @@ class MessagingService:
                 finally:
                     # A late reply finds no entry and is dropped (logged at debug).
                     ch.pending.pop(msg_id, None)
+        except TimeoutError as exc:
+            if isinstance(exc, Timeout):
+                raise
+            raise Timeout(f"request {protocol} to {peer} timed out after {limit} s") from exc
         finally:
             self._pending_count -= 1
 
