@@ -340,7 +340,7 @@ class Host:
         if self.middleware.has(Hook.CONNECTION_ACCEPTED) and not self.middleware.run_sync(
             Hook.CONNECTION_ACCEPTED, raw
         ):
-            log.info("refusing connection from %s: a CONNECTION_ACCEPTED hook", raw.remote_addr)
+            log.info("connection from %s refused by a CONNECTION_ACCEPTED hook", raw.remote_addr)
             raw.abort()
             return
         self._pending_handshakes += 1
@@ -387,6 +387,11 @@ class Host:
         return b  # same dialer twice: the newer one (the older is likely stale)
 
     def _register(self, conn: MuxedConnection) -> MuxedConnection:
+        if conn.is_closed:
+            # Closed before we took it over (e.g. the remote's PEER_CONNECTED hook
+            # refused it while our upgrade finished): its on_closed already fired
+            # unseen, so registering it would leak it in the pool.
+            raise ConnectionLost(f"connection with {conn.remote_peer} closed during the upgrade")
         if len(self._all_conns) >= self.config.max_connections:
             conn.abort(LimitExceeded("max_connections reached", limit_name="max_connections"))
             raise LimitExceeded(
