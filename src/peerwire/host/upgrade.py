@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import MPLEX, NOISE, PLAINTEXT, YAMUX, Config
 from ..errors import ConnectionLost, HandshakeError, NegotiationError
-from ..mux.mplex import MplexConfig, MplexSession
 from ..mux.session import MuxedConnection, SecureChannel
 from ..mux.yamux import YamuxConfig, YamuxSession
 from ..negotiate.multistream import MultistreamDialer, MultistreamListener
 from ..security.noise import NoiseHandshake
-from ..security.plaintext import PlaintextHandshake
 
 if TYPE_CHECKING:
     from ..identity.identity import Identity
@@ -197,6 +195,8 @@ async def _upgrade(
         remote_peer, remote_key = noise.remote_peer, noise.remote_public_key
         pending_plain = transport.receive_data(b"")
     elif security == PLAINTEXT and config.allow_plaintext:
+        from ..security.plaintext import PlaintextHandshake  # test-only: imported on demand
+
         plain = PlaintextHandshake(identity=identity.private_key, expected_peer=expected_peer)
         if leftover:
             plain.receive_data(leftover)
@@ -240,6 +240,8 @@ async def _upgrade(
             ),
         )
     elif muxer == MPLEX:
+        from ..mux.mplex import MplexConfig, MplexSession  # imported when first negotiated
+
         core = MplexSession(
             is_client=initiator,
             config=MplexConfig(

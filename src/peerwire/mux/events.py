@@ -7,65 +7,122 @@ integers chosen by the core; they are unique within one session for its lifetime
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class StreamOpened:
+class _Event:
+    """Base of the muxer events: compared by value; treat them as immutable.
+
+    Plain slotted classes rather than frozen dataclasses: one event is made per
+    received frame (a frozen dataclass ``__init__`` goes through
+    ``object.__setattr__`` for every field), and generating dataclass methods at
+    import time slows down process start.
+    """
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *(getattr(self, f) for f in self._fields)))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({args})"
+
+
+class StreamOpened(_Event):
     """The remote opened a new stream."""
 
+    __slots__ = ("stream_id",)
+    _fields = ("stream_id",)
     stream_id: int
 
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
-@dataclass(frozen=True, slots=True)
-class DataReceived:
+
+class DataReceived(_Event):
     """Bytes arrived on a stream. The adapter must later call ``acknowledge``."""
 
+    __slots__ = ("data", "stream_id")
+    _fields = ("stream_id", "data")
     stream_id: int
     data: bytes
 
+    def __init__(self, stream_id: int, data: bytes) -> None:
+        self.stream_id = stream_id
+        self.data = data
 
-@dataclass(frozen=True, slots=True)
-class StreamEnded:
+
+class StreamEnded(_Event):
     """The remote half-closed its side of the stream (no more data will come)."""
 
+    __slots__ = ("stream_id",)
+    _fields = ("stream_id",)
     stream_id: int
 
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
-@dataclass(frozen=True, slots=True)
-class StreamReset:
+
+class StreamReset(_Event):
     """The stream was reset by the remote; both directions are dead."""
 
+    __slots__ = ("stream_id",)
+    _fields = ("stream_id",)
     stream_id: int
 
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
-@dataclass(frozen=True, slots=True)
-class SendWindowOpened:
+
+class SendWindowOpened(_Event):
     """The remote granted more send credit on a stream (yamux window update)."""
 
+    __slots__ = ("stream_id",)
+    _fields = ("stream_id",)
     stream_id: int
 
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
-@dataclass(frozen=True, slots=True)
-class PingReceived:
+
+class PingReceived(_Event):
     """The remote pinged us; the core has already queued the answer."""
 
+    __slots__ = ("opaque",)
+    _fields = ("opaque",)
     opaque: int
 
+    def __init__(self, opaque: int) -> None:
+        self.opaque = opaque
 
-@dataclass(frozen=True, slots=True)
-class PongReceived:
+
+class PongReceived(_Event):
     """The answer to one of our pings arrived."""
 
+    __slots__ = ("opaque",)
+    _fields = ("opaque",)
     opaque: int
 
+    def __init__(self, opaque: int) -> None:
+        self.opaque = opaque
 
-@dataclass(frozen=True, slots=True)
-class GoAwayReceived:
+
+class GoAwayReceived(_Event):
     """The remote will accept no new streams (yamux go-away). ``code`` is the wire code."""
 
+    __slots__ = ("code",)
+    _fields = ("code",)
     code: int
+
+    def __init__(self, code: int) -> None:
+        self.code = code
 
 
 MuxEvent = (

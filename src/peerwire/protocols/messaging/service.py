@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
@@ -49,19 +48,33 @@ MAX_KEY_CACHE = 4096
 Handler = Callable[[Message], "bytes | Awaitable[bytes | None] | None"]
 
 
-@dataclass(slots=True)
 class _Route:
-    handler: Handler | None
-    is_async: bool
-    inbox: Inbox | None
+    """Where messages for one protocol go: a sync or async handler, or an inbox."""
+
+    __slots__ = ("handler", "inbox", "is_async")
+
+    def __init__(self, handler: Handler | None, is_async: bool, inbox: Inbox | None) -> None:
+        self.handler = handler
+        self.is_async = is_async
+        self.inbox = inbox
 
 
-@dataclass(slots=True)
 class _Job:
-    route: _Route
-    message: Message
-    channel: Channel
-    pending: Awaitable[Any] | None = None
+    """A message waiting for a worker (an async handler, or an awaitable to finish)."""
+
+    __slots__ = ("channel", "message", "pending", "route")
+
+    def __init__(
+        self,
+        route: _Route,
+        message: Message,
+        channel: Channel,
+        pending: Awaitable[Any] | None = None,
+    ) -> None:
+        self.route = route
+        self.message = message
+        self.channel = channel
+        self.pending = pending
 
 
 class MessagingService:
