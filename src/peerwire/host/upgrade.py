@@ -134,6 +134,28 @@ def _multistream(initiator: bool, protocols: tuple[str, ...]) -> _Negotiator:
     return MultistreamListener(allowed.__contains__)
 
 
+class _Handshake(Protocol):
+    @property
+    def complete(self) -> bool: ...
+
+    def data_to_send(self) -> bytes: ...
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None: ...
+
+
+async def _handshake(core: _Handshake, leftover: bytes, channel: HandshakeChannel) -> None:
+    """Drive a sans-IO security handshake (Noise or plaintext) to completion."""
+    if leftover:
+        core.receive_data(leftover)
+    while True:
+        out = core.data_to_send()
+        if out:
+            channel.write(out)
+        if core.complete:
+            return
+        core.receive_data(await channel.read())
+
+
 class _PlainChannel:
     """The security-layer stand-in for plaintext: frames nothing, encrypts nothing."""
 
@@ -181,15 +203,7 @@ async def _upgrade(
         noise = NoiseHandshake(
             initiator=initiator, identity=identity.private_key, expected_peer=expected_peer
         )
-        if leftover:
-            noise.receive_data(leftover)
-        while True:
-            out = noise.data_to_send()
-            if out:
-                channel.write(out)
-            if noise.complete:
-                break
-            noise.receive_data(await channel.read())
+        await _handshake(noise, leftover, channel)
         transport = noise.to_transport()
         secure = transport
         remote_peer, remote_key = noise.remote_peer, noise.remote_public_key
@@ -198,15 +212,7 @@ async def _upgrade(
         from ..security.plaintext import PlaintextHandshake  # test-only: imported on demand
 
         plain = PlaintextHandshake(identity=identity.private_key, expected_peer=expected_peer)
-        if leftover:
-            plain.receive_data(leftover)
-        while True:
-            out = plain.data_to_send()
-            if out:
-                channel.write(out)
-            if plain.complete:
-                break
-            plain.receive_data(await channel.read())
+        await _handshake(plain, leftover, channel)
         secure = _PlainChannel()
         remote_peer, remote_key = plain.remote_peer, plain.remote_public_key
         rest = plain.take_leftover()
