@@ -42,7 +42,9 @@ rm -f peerwire/_proto/*_pb2.py peerwire/_proto/*_pb2.pyi
     peerwire/_proto/noise.proto \
     peerwire/_proto/identify.proto \
     peerwire/_proto/plaintext.proto \
-    peerwire/_proto/msg.proto
+    peerwire/_proto/msg.proto \
+    peerwire/_proto/dht.proto \
+    peerwire/_proto/chord.proto
 
 grep -h "^# Protobuf Python Version" peerwire/_proto/keys_pb2.py
 ls -1 peerwire/_proto/*_pb2.py peerwire/_proto/*_pb2.pyi

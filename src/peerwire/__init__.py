@@ -34,10 +34,13 @@ from .identity.multiaddr import Multiaddr
 from .identity.peer_id import PeerId
 from .mux.stream import Stream
 from .node import Node
+from .protocols.broadcast.core import BroadcastStats
 from .protocols.identify import IdentifyInfo
 from .protocols.messaging import Inbox, Message
+from .protocols.relay.service import RelayStats, Unroutable
 
 __all__ = [
+    "BroadcastStats",
     "ClosedError",
     "Config",
     "ConnectionLost",
@@ -59,11 +62,13 @@ __all__ = [
     "PeerwireError",
     "ProtocolError",
     "ProtocolNotSupported",
+    "RelayStats",
     "RemoteError",
     "RemoteLimitExceeded",
     "Stream",
     "StreamReset",
     "Timeout",
+    "Unroutable",
     "UsageError",
     "Vetoed",
     "__version__",

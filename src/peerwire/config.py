@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .errors import UsageError
+from .protocols.broadcast.config import BroadcastConfig
+from .protocols.kad.config import KadConfig
+from .protocols.relay.config import RelayConfig
 
 NOISE = "/noise"
 PLAINTEXT = "/plaintext/2.0.0"
@@ -82,6 +85,18 @@ class Config:
 
     extra_listen_announce: tuple[str, ...] = field(default_factory=tuple)
     """Extra multiaddrs to announce in identify (e.g. a public address)."""
+
+    kad: KadConfig = field(default_factory=KadConfig)
+    """Kademlia DHT settings (k, alpha, timeouts, record limits, client/server mode),
+    used when the node runs ``overlay="kademlia"``. See
+    :class:`peerwire.protocols.kad.KadConfig`."""
+
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    """Routed messages (``node.route`` / ``route_request``): TTL, retries, signing,
+    replay window, forwarding queue. See :class:`peerwire.protocols.relay.config.RelayConfig`."""
+    broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+    """``node.broadcast``: hop limit, seen-cache size and expiry, pull fetch timeout,
+    queues. See :class:`peerwire.protocols.broadcast.config.BroadcastConfig`."""
 
     def __post_init__(self) -> None:
         if not self.security:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Config
 from .errors import UsageError, Vetoed
@@ -23,12 +23,19 @@ from .identity.multiaddr import Multiaddr
 from .identity.peer_id import PeerId
 from .mux.session import MuxedConnection
 from .mux.stream import Stream
+from .overlay.base import Overlay
+from .protocols.broadcast.service import BroadcastMode, BroadcastService, BroadcastStats, Validator
 from .protocols.identify import IdentifyInfo, IdentifyService
 from .protocols.messaging import Inbox, Message, MessagingService
 from .protocols.messaging.service import Handler
 from .protocols.ping import PING_PROTOCOL, handle_ping
 from .protocols.ping import ping as ping_peer
+from .protocols.relay.link import Link, LocalDelivery
+from .protocols.relay.service import RelayService, RelayStats
 from .transport.base import Transport
+
+if TYPE_CHECKING:
+    from .protocols.kad.service import KadService
 
 log = logging.getLogger("peerwire.node")
 
@@ -60,10 +67,10 @@ class Node:
         config: Config | None = None,
         transports: Sequence[Transport] | None = None,
     ) -> None:
-        if overlay is not None:
+        if overlay not in (None, "chord", "kademlia"):
             raise UsageError(
                 f"overlay {overlay!r} is not available in this version of peerwire; "
-                "use overlay=None"
+                "use overlay=None, 'chord' or 'kademlia'"
             )
         self.identity = identity or Identity.generate()
         self.config = config or Config()
@@ -76,11 +83,47 @@ class Node:
         )
         self._identify = IdentifyService(self.host)
         self.messaging = MessagingService(self.host)
+        delivery = LocalDelivery(
+            self.host, self.messaging, max_pending=self.config.message_queue_size
+        )
+        self._relay = RelayService(
+            self.host,
+            self.messaging,
+            lambda: self.overlay,
+            Link(self.host, self.messaging, max_queued=self.config.relay.queue_size),
+            delivery,
+        )
+        self._broadcast = BroadcastService(
+            self.host,
+            self.messaging,
+            lambda: self.overlay,
+            Link(self.host, self.messaging, max_queued=self.config.broadcast.queue_size),
+            delivery,
+        )
         self.host.set_stream_handler(PING_PROTOCOL, handle_ping)
+        self.overlay: Overlay | None = None
+        """The node's overlay (``overlay=`` argument), or None."""
+        self._dht: KadService | None = None
+        # Overlays are imported only when asked for: most programs use one or none,
+        # and importing both costs ~100 ms of process start.
+        if overlay == "kademlia":
+            from .protocols.kad.overlay import KademliaOverlay
+
+            kad = KademliaOverlay(self.host, self.config.kad)
+            self.overlay, self._dht = kad, kad.dht
+        elif overlay == "chord":
+            from .overlay.chord import ChordOverlay
+
+            # Config.chord (a ChordConfig) when the Config has one; defaults otherwise.
+            self.overlay = ChordOverlay(self.host, getattr(self.config, "chord", None))
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Listen, then connect to the bootstrap peers (failures are logged, not raised).
+
+        With an overlay, it starts before the bootstrap dials and then joins
+        through the bootstrap peers that answered (for Kademlia: a self lookup,
+        then a refresh of every non-empty bucket).
 
         Runs the NODE_WILL_START hooks first (a False from one raises
         :class:`Vetoed` and nothing starts) and NODE_STARTED at the end.
@@ -90,6 +133,9 @@ class Node:
         if not await self.middleware.run(Hook.NODE_WILL_START, self):
             raise Vetoed("node start vetoed by a NODE_WILL_START hook", hook=Hook.NODE_WILL_START)
         await self.host.start(self._listen)
+        if self.overlay is not None:
+            await self.overlay.start()
+        joined: list[PeerId] = []
         if self._bootstrap:
             results = await asyncio.gather(
                 *(self.host.connect(addr) for addr in self._bootstrap), return_exceptions=True
@@ -97,6 +143,10 @@ class Node:
             for addr, result in zip(self._bootstrap, results, strict=True):
                 if isinstance(result, BaseException):
                     log.warning("bootstrap peer %s unreachable: %s", addr, result)
+                else:
+                    joined.append(result)
+        if self.overlay is not None:
+            await self.overlay.join(joined)
         await self.middleware.run(Hook.NODE_STARTED, self)
 
     async def stop(self) -> None:
@@ -108,6 +158,10 @@ class Node:
         if not self.host.is_running:
             return
         await self.middleware.run(Hook.NODE_WILL_STOP, self)
+        if self.overlay is not None:
+            await self.overlay.stop()
+        await self._relay.stop()
+        await self._broadcast.stop()
         await self.messaging.stop()
         await self.host.stop()
         await self.middleware.run(Hook.NODE_STOPPED, self)
@@ -154,6 +208,15 @@ class Node:
 
     def connection(self, peer: PeerLike) -> MuxedConnection | None:
         return self.host.connection(_peer(peer))
+
+    @property
+    def dht(self) -> KadService:
+        """The Kademlia DHT (``overlay="kademlia"`` only): ``find_peer``,
+        ``get_closest_peers``, ``put_value``, ``get_value``, ``provide``,
+        ``find_providers``. Tune it with ``Config(kad=KadConfig(...))``."""
+        if self._dht is None:
+            raise UsageError('node.dht needs a node created with overlay="kademlia"')
+        return self._dht
 
     # ---------------------------------------------------------- connections
     async def connect(self, addr: AddrLike) -> PeerId:
@@ -224,8 +287,70 @@ class Node:
         return self.messaging.inbox(protocol, maxsize)
 
     async def reply(self, msg: Message, data: bytes) -> None:
-        """Answer a request taken from an inbox."""
-        self.messaging.reply(msg, data)
+        """Answer a request taken from an inbox (direct or routed)."""
+        if msg.kind == "relay":
+            self._relay.reply(msg, data)
+        else:
+            self.messaging.reply(msg, data)
+
+    # ------------------------------------------------------ relay, broadcast
+    def route(self, key: bytes | PeerId, protocol: str, data: bytes) -> Awaitable[None]:
+        """Deliver ``data`` to the node responsible for ``key`` (32 bytes or a PeerId).
+
+        Hops through the overlay; the receiver's handler gets a Message with
+        ``kind == "relay"``, ``hops`` and ``sender`` = this node. Returns once
+        the first hop took it; raises ``Unroutable`` (a ``ConnectionLost``) if
+        no next hop would, ``UsageError`` without an overlay.
+        """
+        return self._relay.route(key, protocol, data)
+
+    async def route_request(
+        self, key: bytes | PeerId, protocol: str, data: bytes, timeout: float | None = None
+    ) -> bytes:
+        """Route a request to the node responsible for ``key`` and return its reply.
+
+        ``Timeout`` after ``timeout`` (default ``Config.request_timeout``);
+        ``RemoteError`` when the responsible node's handler failed or the
+        message could not be routed on the way (``code``: see
+        ``peerwire.protocols.relay.codec``); ``ProtocolNotSupported`` when it
+        has no handler.
+        """
+        return await self._relay.route_request(key, protocol, data, timeout)
+
+    def relay_stats(self) -> RelayStats:
+        """Counters of routed messages seen by this node (delivered, forwarded, dropped, hops)."""
+        return self._relay.stats()
+
+    async def broadcast(
+        self,
+        protocol: str,
+        data: bytes,
+        mode: BroadcastMode = "push",
+        *,
+        copies: int = 1,
+        hop_limit: int | None = None,
+    ) -> bytes:
+        """Deliver ``data`` to every other node's ``protocol`` handler (``kind == "broadcast"``).
+
+        ``mode``: ``"push"`` floods the whole message to every neighbour;
+        ``"pull"`` announces its id and lets neighbours fetch the body once;
+        ``"tree"`` sends it down a spanning tree of the Chord fingers (exactly
+        one delivery per node; ``copies=K`` uses K trees for robustness).
+        Messages are signed by this node. Returns the 16-byte message id.
+        """
+        return await self._broadcast.broadcast(
+            protocol, data, mode, copies=copies, hop_limit=hop_limit
+        )
+
+    def set_broadcast_validator(self, protocol: str, validator: Validator | None) -> None:
+        """Accept or refuse broadcast messages for ``protocol`` before they are delivered
+        here and relayed further: ``validator(msg) -> bool`` (sync or async). A refused
+        message is neither delivered nor passed on. ``None`` removes the validator."""
+        self._broadcast.set_validator(protocol, validator)
+
+    def broadcast_stats(self) -> BroadcastStats:
+        """Counters of this node's broadcast traffic (deliveries, duplicates, bodies, bytes)."""
+        return self._broadcast.stats()
 
     def __repr__(self) -> str:
         return f"<Node {self.peer_id} {'running' if self.host.is_running else 'stopped'}>"

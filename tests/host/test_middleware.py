@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import peerwire as pw
-from peerwire.host.middleware import Middleware
+from peerwire.host.middleware import SYNC_ONLY_HOOKS, Middleware
 from peerwire.identity.multiaddr import Multiaddr
 from peerwire.protocols.messaging.message import Message
 from peerwire.testing import make_node, node_pair, running_nodes
@@ -203,7 +203,7 @@ async def test_async_functions_accepted_for_async_hooks() -> None:
         return None
 
     for hook in Hook:
-        if hook not in (Hook.MESSAGE_RECEIVED, Hook.MESSAGE_WILL_SEND, Hook.CONNECTION_ACCEPTED):
+        if hook not in SYNC_ONLY_HOOKS:
             mw.use(hook, fn)
             assert mw.has(hook)
 

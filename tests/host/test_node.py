@@ -265,6 +265,6 @@ async def test_stop_is_graceful_and_idempotent() -> None:
     assert not a.host.is_running
 
 
-async def test_overlay_not_yet_available_is_a_clear_error() -> None:
+async def test_unknown_overlay_is_a_clear_error() -> None:
     with pytest.raises(pw.UsageError):
-        pw.Node(overlay="chord")
+        pw.Node(overlay="pastry")

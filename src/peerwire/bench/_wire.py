@@ -20,11 +20,14 @@ import argparse
 import json
 import os
 import resource
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
+
+OnMessage = Callable[[memoryview], None]
 
 #: Workloads, in the order the runner shows them.
 WORKLOADS: Final = (
@@ -43,6 +46,10 @@ BENCH_PROTOCOL: Final = "/bench/1.0.0"
 STREAM_PROTOCOL: Final = "/bench-stream/1.0.0"
 #: Payload of a ping in the raw baselines (libp2p ping also sends 32 bytes).
 PING_SIZE: Final = 32
+#: The message framing every subject uses: a 4-byte big-endian payload length.
+HDR: Final = struct.Struct(">I")
+MAX_MESSAGE: Final = 64 << 20
+"""Largest message a :class:`Deframer` accepts (a benchmark sanity bound)."""
 #: Exit code when the guard ends a worker that outlived ``--deadline``.
 EXIT_DEADLINE: Final = 3
 #: Exit code when a worker failed (after it reported the error as a result event).
@@ -102,7 +109,7 @@ def pin(cpu: int) -> None:
             pass  # fewer CPUs than asked for: run unpinned rather than fail
 
 
-def watch_stdin(on_line: Callable[[str], None], on_eof: Callable[[], None]) -> None:
+def watch_stdin(on_line: Callable[[str], object], on_eof: Callable[[], object]) -> None:
     """Call ``on_line`` per stdin line and ``on_eof`` at end of file (from a daemon thread).
 
     The callbacks run in that thread: hand them to the event loop with
@@ -199,3 +206,83 @@ def oneway_fields(count: int, size: int, meter: Meter) -> dict[str, float]:
         "msgs_per_s": round(gaps / meter.seconds, 1),
         "mb_per_s": round(gaps * size / meter.seconds / 1e6, 2),
     }
+
+
+class Deframer:
+    """Cuts a byte stream into 4-byte-length-prefixed messages.
+
+    Complete messages are handed over as views of the caller's buffer (valid
+    during the callback only); one that straddles feeds is copied into a
+    reassembly buffer that is reused for the next one.
+    """
+
+    __slots__ = ("_active", "_body", "_filled", "_head", "_len", "_on_message")
+
+    def __init__(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+        self._head = bytearray()
+        self._body = bytearray()
+        self._active = False
+        self._len = self._filled = 0
+
+    def feed(self, data: memoryview) -> None:
+        pos = 0
+        end = len(data)
+        if self._active or self._head:
+            pos = self._continue(data)
+            if pos < 0:
+                return
+        on_message = self._on_message
+        unpack = HDR.unpack_from
+        while end - pos >= 4:
+            (n,) = unpack(data, pos)
+            stop = pos + 4 + n
+            if stop > end:
+                break
+            on_message(data[pos + 4 : stop])
+            pos = stop
+        if pos < end:
+            self._stash(data[pos:])
+
+    def _begin(self, n: int) -> None:
+        if n > MAX_MESSAGE:
+            raise ValueError(f"message of {n} bytes is over the {MAX_MESSAGE} byte bound")
+        if len(self._body) < n:
+            self._body = bytearray(n)
+        self._len = n
+        self._filled = 0
+        self._active = True
+
+    def _stash(self, rest: memoryview) -> None:
+        if len(rest) < 4:
+            self._head[:] = rest
+            return
+        (n,) = HDR.unpack_from(rest)
+        self._begin(n)
+        body = rest[4:]
+        self._body[: len(body)] = body
+        self._filled = len(body)
+
+    def _continue(self, data: memoryview) -> int:
+        """Complete the pending message; the position after it, or -1 if ``data`` ran out."""
+        pos = 0
+        end = len(data)
+        if not self._active:
+            take = min(4 - len(self._head), end)
+            self._head += data[:take]
+            pos = take
+            if len(self._head) < 4:
+                return -1
+            (n,) = HDR.unpack(self._head)
+            self._head.clear()
+            self._begin(n)
+        take = min(self._len - self._filled, end - pos)
+        self._body[self._filled : self._filled + take] = data[pos : pos + take]
+        self._filled += take
+        pos += take
+        if self._filled < self._len:
+            return -1
+        self._active = False
+        with memoryview(self._body) as view:
+            self._on_message(view[: self._len])
+        return pos

@@ -133,6 +133,41 @@ def ping_command(multiaddr: str, count: int, as_json: bool) -> None:
     sys.exit(code)
 
 
+@main.command("bench")
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.option("--quick", is_flag=True, help="One round with small counts (< ~40 s).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--markdown", is_flag=True, help="Print the table as markdown.")
+@click.option(
+    "--pylibp2p-python",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Python with libp2p installed: adds py-libp2p to the comparison.",
+)
+@click.option("--no-uvloop", is_flag=True, help="Use the default asyncio loop everywhere.")
+@click.option("--no-pin-rtt", is_flag=True, help="Do not pin rtt-1k's processes to CPU 0.")
+@click.option(
+    "--scale", default=1.0, show_default=True, type=click.FloatRange(0, None, min_open=True)
+)
+@click.option("--workloads", default="", help="Comma-separated subset of the workloads.")
+@click.option("--subjects", default="", help="Comma-separated subset of the subjects.")
+def bench_command(**opts: object) -> None:
+    """Measure peerwire against raw asyncio baselines (and py-libp2p) side by side."""
+    from ..bench import report
+
+    ctx = click.get_current_context()
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in opts.items() if type(v) is not bool and v]
+    argv += [f"--{k.replace('_', '-')}" for k, v in opts.items() if v is True]
+    if opts["quick"] and ctx.get_parameter_source("runs") is click.core.ParameterSource.DEFAULT:
+        argv = [a for a in argv if not a.startswith("--runs=")] + ["--runs=1"]
+    argv = [a.replace("--as-json", "--json") for a in argv]
+    sys.exit(report.main(argv))
+
+
+from ..sim.cli import sim_command  # noqa: E402 (click only; the simulator loads when run)
+
+main.add_command(sim_command)
+
+
 @main.command("demo")
 @click.option("--nodes", "-n", default=5, show_default=True, type=click.IntRange(2, 64))
 def demo_command(nodes: int) -> None:

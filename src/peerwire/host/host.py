@@ -46,6 +46,8 @@ log = logging.getLogger("peerwire.host")
 
 StreamHandler = Callable[[Stream], Awaitable[None]]
 ConnectionCallback = Callable[[MuxedConnection], None]
+PeerRouter = Callable[[PeerId], Awaitable[Sequence[Multiaddr]]]
+"""Finds addresses for a peer the peer store knows none for (e.g. a DHT lookup)."""
 
 RETIRE_GRACE = 10.0
 """Seconds a retired duplicate connection may keep its open streams before it is closed."""
@@ -97,6 +99,9 @@ class Host:
         self.disconnection_callbacks: list[ConnectionCallback] = []
         """Called when a peer's primary connection closes."""
         self.handlers_changed_callbacks: list[Callable[[], None]] = []
+        self.peer_router: PeerRouter | None = None
+        """Asked by :meth:`connect_peer` for the addresses of a peer we have no address
+        for; the Kademlia DHT installs itself here. Must bound its own running time."""
 
     # ----------------------------------------------------------- properties
     @property
@@ -247,6 +252,11 @@ class Host:
         if conn is not None:
             return conn
         addrs = self.peerstore.addrs(peer)
+        if not addrs and self.peer_router is not None:
+            found = await self.peer_router(peer)
+            if found:
+                self.peerstore.add_addrs(peer, found)
+                addrs = self.peerstore.addrs(peer)
         if not addrs:
             raise ConnectionLost(f"not connected to {peer} and no known address")
         return await self._dial_deduplicated(peer, addrs)

@@ -76,6 +76,27 @@ class Hook(enum.Enum):
     """``fn(msg)`` (sync only), transform chain before a message is delivered."""
     MESSAGE_WILL_SEND = 10
     """``fn(msg)`` (sync only), transform chain before a message is sent."""
+    SUCCESSOR_ADDED = 11
+    """``fn(peer_id)``, the Chord overlay took a peer into its successor list."""
+    SUCCESSOR_REMOVED = 12
+    """``fn(peer_id)``, a peer left the successor list (failed, or displaced by closer ones)."""
+    PREDECESSOR_ADDED = 13
+    """``fn(peer_id)``, the Chord overlay took a peer into its predecessor list."""
+    PREDECESSOR_REMOVED = 14
+    """``fn(peer_id)``, a peer left the predecessor list."""
+    FINGER_ADDED = 15
+    """``fn(peer_id, index)``, a peer entered the finger table; it lies in finger
+    interval ``[id + 2**index, id + 2**(index+1))``."""
+    FINGER_REMOVED = 16
+    """``fn(peer_id, index)``, a peer left every finger list."""
+    NEIGHBOUR_ADDED = 17
+    """``fn(peer_id)``, a peer entered the overlay's routing state (some list)."""
+    NEIGHBOUR_REMOVED = 18
+    """``fn(peer_id)``, a peer left every list of the overlay's routing state."""
+    RELAY_PRIORITY = 19
+    """``fn(peer_id, priority) -> priority`` (sync only), the priority of a candidate
+    next hop (higher is preferred; default ``-RTT`` in ms). Return a number, None
+    (unchanged), ``(priority, go_on)`` or False (stop the chain)."""
 
 
 VETO_HOOKS = frozenset(
@@ -84,7 +105,7 @@ VETO_HOOKS = frozenset(
 """Hooks whose ``False`` (or exception) refuses the operation."""
 MESSAGE_HOOKS = frozenset({Hook.MESSAGE_RECEIVED, Hook.MESSAGE_WILL_SEND})
 """Hooks run with :meth:`Middleware.run_message` (transform chains)."""
-SYNC_ONLY_HOOKS = MESSAGE_HOOKS | {Hook.CONNECTION_ACCEPTED}
+SYNC_ONLY_HOOKS = MESSAGE_HOOKS | {Hook.CONNECTION_ACCEPTED, Hook.RELAY_PRIORITY}
 """Hooks called from synchronous code: ``async def`` functions are refused for them."""
 
 

@@ -94,7 +94,8 @@ class MuxedConnection:
         self.security_protocol = security_protocol
         self.muxer_protocol = muxer_protocol
         self.streams: dict[int, Stream] = {}
-        self.on_stream: Callable[[Stream], None] = lambda s: None
+        self._early_streams: list[Stream] = []
+        self._on_stream: Callable[[Stream], None] = self._early_streams.append
         self.on_closed: Callable[[MuxedConnection, BaseException | None], None] = lambda c, e: None
         self._stream_read_buffer = stream_read_buffer
         self._connection_read_buffer = connection_read_buffer
@@ -130,6 +131,24 @@ class MuxedConnection:
             self.data_received(memoryview(chunk))
         self.raw.set_receiver(self)
         self._flush_soon()
+
+    @property
+    def on_stream(self) -> Callable[[Stream], None]:
+        """Called synchronously for each stream the remote opens.
+
+        Streams the remote opened before the owner set this are held and
+        handed over when it is set: their SYN can arrive together with the
+        muxer negotiation's last bytes and so be parsed by :meth:`start`,
+        before the upgrader has returned the connection to the host.
+        """
+        return self._on_stream
+
+    @on_stream.setter
+    def on_stream(self, callback: Callable[[Stream], None]) -> None:
+        self._on_stream = callback
+        early, self._early_streams = self._early_streams, []
+        for stream in early:
+            self._dispatch_stream(stream)
 
     @property
     def is_closed(self) -> bool:
@@ -280,8 +299,11 @@ class MuxedConnection:
     def _accept_stream(self, stream_id: int) -> None:
         stream = Stream(self, stream_id, initiator=False)
         self.streams[stream_id] = stream
+        self._dispatch_stream(stream)
+
+    def _dispatch_stream(self, stream: Stream) -> None:
         try:
-            self.on_stream(stream)
+            self._on_stream(stream)
         except Exception:
             log.exception("stream handler dispatch failed")
             self._reset(stream)

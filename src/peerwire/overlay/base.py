@@ -67,3 +67,16 @@ class Overlay(abc.ABC):
 
     def is_responsible(self, key: bytes) -> bool:
         return self.next_hop(key) is None
+
+    def next_hops(self, key: bytes) -> list[PeerId]:
+        """Candidate next hops for ``key``, best first; empty if we are responsible.
+
+        Relay forwards to the first and, when sending to it fails (a crashed
+        finger, a refused dial), falls back to the next ones, so an overlay
+        with alternatives (Chord's other finger entries, Kademlia's other
+        close peers) should list them. Every candidate must make progress
+        toward ``key`` (never a peer farther from it than we are), or messages
+        could loop until their TTL runs out. The default is ``[next_hop(key)]``.
+        """
+        hop = self.next_hop(key)
+        return [] if hop is None else [hop]

@@ -85,6 +85,7 @@ class MessagingService:
         cfg = host.config
         self.config = cfg
         self._routes: dict[str, _Route] = {}
+        self._reserved: set[str] = set()
         self._out: dict[PeerId, Channel] = {}
         self._opening: dict[PeerId, asyncio.Future[Channel]] = {}
         self._inbound: set[Channel] = set()
@@ -104,13 +105,23 @@ class MessagingService:
     def on(self, protocol: str, handler: Handler) -> None:
         """Register ``handler`` for ``protocol`` (replaces a previous handler)."""
         self._check_protocol(protocol)
+        if protocol in self._reserved:
+            raise UsageError(f"{protocol} is used by peerwire itself")
         route = self._routes.get(protocol)
         if route is not None and route.inbox is not None:
             raise UsageError(f"{protocol} already has an inbox; close it first")
         is_async = inspect.iscoroutinefunction(handler)
         self._routes[protocol] = _Route(handler, is_async, None)
 
+    def reserve(self, protocol: str, handler: Handler) -> None:
+        """Register an internal handler (relay, broadcast) that applications cannot replace."""
+        self._check_protocol(protocol)
+        self._routes[protocol] = _Route(handler, inspect.iscoroutinefunction(handler), None)
+        self._reserved.add(protocol)
+
     def off(self, protocol: str) -> None:
+        if protocol in self._reserved:
+            raise UsageError(f"{protocol} is used by peerwire itself")
         route = self._routes.pop(protocol, None)
         if route is not None and route.inbox is not None:
             route.inbox._closed_by_service()
@@ -120,6 +131,8 @@ class MessagingService:
         self._check_protocol(protocol)
         if protocol in self._routes:
             raise UsageError(f"{protocol} already has a handler or an inbox")
+        if protocol in self._reserved:  # pragma: no cover - reserved ones are in _routes
+            raise UsageError(f"{protocol} is used by peerwire itself")
         box = Inbox(protocol, maxsize or self.config.inbox_size, self)
         self._routes[protocol] = _Route(None, False, box)
         return box

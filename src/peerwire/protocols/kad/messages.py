@@ -1,0 +1,176 @@
+"""Codec for ``/ipfs/kad/1.0.0`` messages: typed dataclasses over ``dht_pb2.Message``.
+
+The protobuf stays an implementation detail: the service works with
+:class:`KadMessage` and :class:`KadPeer`, whose PeerIds and multiaddrs are
+already parsed. Decoding is strict about the message itself (it must parse,
+and its type must be one the spec defines) and lenient about its parts: a
+peer entry with an unparsable id, or an address that is not a multiaddr, is
+skipped, not fatal, because one bad entry from a buggy implementation should
+not throw away the rest of an answer. Lists are cut at ``max_peers`` entries
+and addresses at ``max_addrs`` per peer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..._proto import dht_pb2
+from ...errors import InvalidKeyError
+from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
+from ...identity.peer_id import PeerId
+from .errors import KadProtocolError
+
+MAX_ADDRS_PER_PEER = 32
+"""Addresses kept per peer entry (the peer store keeps no more either)."""
+PARSE_CACHE_SIZE = 1 << 15
+"""Parsed PeerIds and multiaddrs remembered (each cache), process-wide.
+
+Every FIND_NODE answer names ~k peers, mostly the same ones again and again;
+parsing a PeerId validates its key and computes its base58 text, which made
+decoding the most expensive part of a lookup. Both types are immutable, so
+all nodes in a process (the simulator runs thousands) can share the objects.
+Oldest entries are dropped first; only valid values are cached."""
+
+_peer_ids: dict[bytes, PeerId] = {}
+_addrs: dict[bytes, Multiaddr] = {}
+
+
+def _cached_peer_id(raw: bytes) -> PeerId:
+    peer = _peer_ids.get(raw)
+    if peer is None:
+        peer = PeerId.from_bytes(raw)  # InvalidKeyError: not cached
+        if len(_peer_ids) >= PARSE_CACHE_SIZE:
+            del _peer_ids[next(iter(_peer_ids))]
+        _peer_ids[raw] = peer
+    return peer
+
+
+def _cached_addr(raw: bytes) -> Multiaddr:
+    addr = _addrs.get(raw)
+    if addr is None:
+        addr = Multiaddr(raw)  # InvalidMultiaddr: not cached
+        if len(_addrs) >= PARSE_CACHE_SIZE:
+            del _addrs[next(iter(_addrs))]
+        _addrs[raw] = addr
+    return addr
+
+
+class MessageType(enum.IntEnum):
+    PUT_VALUE = 0
+    GET_VALUE = 1
+    ADD_PROVIDER = 2
+    GET_PROVIDERS = 3
+    FIND_NODE = 4
+    PING = 5
+
+
+class ConnectionType(enum.IntEnum):
+    NOT_CONNECTED = 0
+    CONNECTED = 1
+    CAN_CONNECT = 2
+    CANNOT_CONNECT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class KadPeer:
+    """A peer as kad messages carry it: id, addresses, and what the sender knows of it."""
+
+    peer_id: PeerId
+    addrs: tuple[Multiaddr, ...] = ()
+    connection: ConnectionType = ConnectionType.NOT_CONNECTED
+
+
+@dataclass(frozen=True, slots=True)
+class KadRecord:
+    key: bytes
+    value: bytes
+    time_received: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KadMessage:
+    type: MessageType
+    key: bytes = b""
+    record: KadRecord | None = None
+    closer: tuple[KadPeer, ...] = ()
+    providers: tuple[KadPeer, ...] = ()
+    cluster_level: int = 0
+
+
+def _fill_peer(out: dht_pb2.Message.Peer, peer: KadPeer) -> None:
+    out.id = peer.peer_id.to_bytes()
+    out.addrs.extend(addr.to_bytes() for addr in peer.addrs)
+    out.connection = int(peer.connection)  # type: ignore[assignment]
+
+
+def encode(msg: KadMessage) -> bytes:
+    """Serialize ``msg`` (without the length prefix)."""
+    pb = dht_pb2.Message()
+    pb.type = int(msg.type)  # type: ignore[assignment]
+    if msg.key:
+        pb.key = msg.key
+    if msg.cluster_level:
+        pb.clusterLevelRaw = msg.cluster_level
+    if msg.record is not None:
+        pb.record.key = msg.record.key
+        pb.record.value = msg.record.value
+        if msg.record.time_received:
+            pb.record.timeReceived = msg.record.time_received
+    for peer in msg.closer:
+        _fill_peer(pb.closerPeers.add(), peer)
+    for peer in msg.providers:
+        _fill_peer(pb.providerPeers.add(), peer)
+    return pb.SerializeToString()
+
+
+def _peers(
+    entries: Iterable[dht_pb2.Message.Peer], max_peers: int, max_addrs: int
+) -> tuple[KadPeer, ...]:
+    out: list[KadPeer] = []
+    for entry in entries:
+        if len(out) >= max_peers:
+            break
+        try:
+            peer = _cached_peer_id(entry.id)
+        except InvalidKeyError:
+            continue
+        addrs: list[Multiaddr] = []
+        for raw in entry.addrs[:max_addrs]:
+            try:
+                addrs.append(_cached_addr(raw))
+            except InvalidMultiaddr:
+                continue
+        try:
+            conn = ConnectionType(entry.connection)
+        except ValueError:
+            conn = ConnectionType.NOT_CONNECTED
+        out.append(KadPeer(peer, tuple(addrs), conn))
+    return tuple(out)
+
+
+def decode(data: bytes, *, max_peers: int = 64, max_addrs: int = MAX_ADDRS_PER_PEER) -> KadMessage:
+    """Parse one message body; :class:`KadProtocolError` if it is not a kad message."""
+    pb = dht_pb2.Message()
+    try:
+        pb.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError (and, rarely, others)
+        raise KadProtocolError(f"malformed kad message: {exc}") from exc
+    try:
+        msg_type = MessageType(pb.type)
+    except ValueError:
+        raise KadProtocolError(f"unknown kad message type {pb.type}") from None
+    record = None
+    if pb.HasField("record"):
+        record = KadRecord(
+            bytes(pb.record.key), bytes(pb.record.value), str(pb.record.timeReceived)
+        )
+    return KadMessage(
+        type=msg_type,
+        key=bytes(pb.key),
+        record=record,
+        closer=_peers(pb.closerPeers, max_peers, max_addrs),
+        providers=_peers(pb.providerPeers, max_peers, max_addrs),
+        cluster_level=int(pb.clusterLevelRaw),
+    )

@@ -1,0 +1,170 @@
+"""``peerwire sim``: run a scenario (or the matrix) and print the table, JSON or a plot.
+
+Only :mod:`click` is imported at module level: ``peerwire`` registers this
+command at start-up, and the simulator loads only when the command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+__all__ = ["sim_command"]
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from exc
+    if not values:
+        raise click.BadParameter("expected at least one integer")
+    return values
+
+
+_FRACTION = click.FloatRange(0.0, 1.0)
+
+
+@click.command("sim")
+@click.option("--nodes", "-n", default=100, show_default=True, type=click.IntRange(2, None))
+@click.option("--boot", default=5, show_default=True, type=click.IntRange(1, None))
+@click.option("--overlay", default="kademlia", show_default=True, help="kademlia | mesh | ...")
+@click.option("--bucket-size", type=click.IntRange(1, None), help="Kademlia k.")
+@click.option("--bucket-count", type=click.IntRange(1, 256), help="Kademlia bucket count.")
+@click.option("--lookups", default=100, show_default=True, type=click.IntRange(0, None))
+@click.option(
+    "--sends",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Messages to nodes the sender does not know (lookup, dial, deliver).",
+)
+@click.option(
+    "--loss",
+    default=0.0,
+    type=_FRACTION,
+    help="Fraction of received requests/messages every node drops (application level).",
+)
+@click.option("--delay", default=0.0, type=_FRACTION, help="Fraction of requests answered late.")
+@click.option("--delay-by", default=2.0, show_default=True, type=click.FloatRange(0, None))
+@click.option(
+    "--disconnect", default=0.0, type=_FRACTION, help="Fraction of nodes crashed after start."
+)
+@click.option(
+    "--disconnect-mode",
+    type=click.Choice(["silent", "reset"]),
+    default="silent",
+    show_default=True,
+    help="silent: the machine vanishes; reset: the process dies, peers see resets.",
+)
+@click.option("--latency", default=0.05, show_default=True, type=click.FloatRange(0, None))
+@click.option("--jitter", default=0.01, show_default=True, type=click.FloatRange(0, None))
+@click.option("--bandwidth", type=click.FloatRange(1, None), help="Bytes/s per connection.")
+@click.option(
+    "--link-loss",
+    default=0.0,
+    type=click.FloatRange(0.0, 0.99),
+    help="Packet loss, modelled as TCP retransmission delay (no bytes are lost).",
+)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--fast-crypto", is_flag=True, help="Plaintext instead of Noise (simulator only).")
+@click.option(
+    "--memory",
+    type=click.Choice(["rss", "tracemalloc", "off"]),
+    default="rss",
+    show_default=True,
+    help="How to measure memory per node (tracemalloc is exact but ~2-3x slower).",
+)
+@click.option("--matrix", is_flag=True, help="Run the Spacemesh matrix (nodes x boot x faults).")
+@click.option("--matrix-nodes", default="10,100,1000", show_default=True)
+@click.option("--matrix-boots", default="3,5,10", show_default=True)
+@click.option("--fault-rate", default=0.1, show_default=True, type=_FRACTION)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Save a PNG plot.")
+def sim_command(
+    nodes: int,
+    boot: int,
+    overlay: str,
+    bucket_size: int | None,
+    bucket_count: int | None,
+    lookups: int,
+    sends: int,
+    loss: float,
+    delay: float,
+    delay_by: float,
+    disconnect: float,
+    disconnect_mode: str,
+    latency: float,
+    jitter: float,
+    bandwidth: float | None,
+    link_loss: float,
+    seed: int,
+    fast_crypto: bool,
+    memory: str,
+    matrix: bool,
+    matrix_nodes: str,
+    matrix_boots: str,
+    fault_rate: float,
+    as_json: bool,
+    plot_path: str | None,
+) -> None:
+    """Simulate a network of real nodes on virtual time (deterministic per --seed)."""
+    from rich.console import Console
+
+    from ..errors import PeerwireError
+    from . import report
+    from .network import LinkSpec
+    from .scenarios import Scenario, ScenarioResult, simulate
+    from .scenarios import matrix as make_matrix
+
+    try:
+        base = Scenario(
+            nodes=nodes,
+            boot=min(boot, nodes),
+            overlay=overlay,
+            bucket_size=bucket_size,
+            bucket_count=bucket_count,
+            lookups=lookups,
+            sends=sends,
+            drop=loss,
+            delay=delay,
+            delay_by=delay_by,
+            disconnect=disconnect,
+            disconnect_mode="reset" if disconnect_mode == "reset" else "silent",
+            link=LinkSpec(latency=latency, jitter=jitter, bandwidth=bandwidth, loss=link_loss),
+            seed=seed,
+            fast_crypto=fast_crypto,
+            memory="tracemalloc" if memory == "tracemalloc" else "off" if memory == "off" else "rss",
+        )
+        if matrix:
+            scenarios = list(
+                make_matrix(
+                    base,
+                    nodes=_int_list(matrix_nodes),
+                    boots=_int_list(matrix_boots),
+                    rate=fault_rate,
+                )
+            )
+        else:
+            scenarios = [base]
+        progress = None if as_json else Console(stderr=True)
+        results: list[ScenarioResult] = []
+        for i, scenario in enumerate(scenarios, start=1):
+            if progress is not None and len(scenarios) > 1:
+                progress.print(
+                    f"[{i}/{len(scenarios)}] N={scenario.nodes} boot={scenario.boot} "
+                    f"faults={scenario.fault_label}",
+                    highlight=False,
+                )
+            results.append(simulate(scenario))
+        if as_json:
+            sys.stdout.write(report.to_json(results) + "\n")
+        else:
+            report.render(results)
+        if plot_path:
+            path = report.plot(results, plot_path)
+            if not as_json:
+                click.echo(f"plot saved to {path}")
+    except PeerwireError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,255 @@
+"""A virtual-time asyncio event loop: simulated minutes run in wall-clock seconds.
+
+:class:`VirtualClockLoop` is an ordinary :class:`asyncio.SelectorEventLoop`
+whose ``time()`` is a number the loop owns. Whenever no callback is ready, the
+loop would normally block in ``selector.select(timeout)`` until the next timer
+is due; here the (fake) selector instead *advances the virtual clock* by
+``timeout`` and returns at once. So ``await asyncio.sleep(60)`` costs a few
+microseconds, ``asyncio.timeout`` and ``loop.call_at`` keep their meaning, and
+a run is a pure function of its inputs: no wall-clock reading ever reaches the
+code under test through the loop.
+
+What asyncio itself still needs works:
+
+* the self-pipe (a socketpair registered while the loop is built) stays real,
+  so ``call_soon_threadsafe`` from another thread and signal wake-ups
+  (Ctrl-C under :class:`asyncio.Runner`) interrupt an idle loop;
+* the default executor works, but **virtual time does not wait for threads**:
+  a thread's work takes zero virtual time only if nothing else is scheduled;
+  with timers pending, the clock jumps past them while the thread runs.
+
+What is refused: every real socket, pipe or subprocess (``create_connection``,
+``create_server``, ``sock_*``, ``getaddrinfo``, ``add_reader`` on anything but
+the self-pipe ...) raises :class:`~peerwire.errors.UsageError` at once, because
+I/O that completes in wall time on a loop whose time is virtual would make
+runs unrepeatable. Use the memory transport (``peerwire.sim.SimNetwork``).
+
+A loop with nothing ready, no timer pending and no thread wake-up can never
+make progress again: a plain asyncio loop would hang forever. This one waits
+``stall_timeout`` real seconds for a thread to wake it and then raises
+:class:`SimulationStalled`, so a deadlocked simulation fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import selectors
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Final, NoReturn, TypeVar
+
+from ..errors import PeerwireError, UsageError
+
+__all__ = [
+    "DEFAULT_STALL_TIMEOUT",
+    "SimulationStalled",
+    "VirtualClockLoop",
+    "current_rng",
+    "run_virtual",
+]
+
+T = TypeVar("T")
+
+DEFAULT_STALL_TIMEOUT: Final = 60.0
+"""Real seconds an idle virtual loop (no ready callback, no timer) waits for a
+thread to wake it before raising :class:`SimulationStalled`."""
+
+_SNAP: Final = 1e-6
+"""When advancing lands this close to the next timer, land exactly on it, so
+float rounding never leaves a due timer one loop pass early."""
+
+
+class SimulationStalled(PeerwireError):
+    """The virtual loop is idle with no timer pending: nothing can ever happen again.
+
+    Usually a deadlock (every task awaits a future nobody will resolve).
+    """
+
+
+_REFUSED = (
+    "{what} would use real I/O, which the virtual clock loop refuses: its time is "
+    "virtual, so wall-clock I/O would make runs unrepeatable. Use the memory "
+    "transport (peerwire.sim.SimNetwork / MemoryTransport) instead."
+)
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Advances the loop's clock instead of waiting; only the self-pipe is real."""
+
+    def __init__(self) -> None:
+        self._real = selectors.DefaultSelector()
+        self._sealed = False
+        self._loop: VirtualClockLoop | None = None
+        self.woken = False
+        """Set by the loop when another thread wrote to the self-pipe."""
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        if self._sealed:
+            raise UsageError(_REFUSED.format(what=f"watching file descriptor {fileobj!r}"))
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        if self._sealed:
+            raise UsageError(_REFUSED.format(what=f"watching file descriptor {fileobj!r}"))
+        return self._real.modify(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        assert loop is not None
+        if self.woken:
+            self.woken = False
+            events = self._real.select(0)
+            if events:
+                return events
+        if timeout is None:
+            # Idle with no timer: only another thread (or a signal) can wake us.
+            events = self._real.select(loop.stall_timeout)
+            if not events:
+                raise SimulationStalled(
+                    "virtual clock loop is idle with no timer pending and nothing woke it "
+                    f"for {loop.stall_timeout} real seconds: every task is waiting for "
+                    "something that can no longer happen (deadlock?)"
+                )
+            return events
+        if timeout > 0:
+            loop._advance(timeout)
+        return []
+
+    def close(self) -> None:
+        self._real.close()
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._real.get_map()
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop on virtual time (see the module docstring).
+
+    ``start`` is the initial value of ``loop.time()``. ``seed`` seeds
+    :attr:`rng`, the one :class:`random.Random` a simulation should draw every
+    decision from (:func:`current_rng` finds it from inside the loop).
+    """
+
+    def __init__(
+        self,
+        *,
+        start: float = 0.0,
+        seed: int | None = 0,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+    ) -> None:
+        selector = _VirtualSelector()
+        self._now = float(start)
+        self.stall_timeout = stall_timeout
+        self.rng = random.Random(seed)
+        """The simulation's random number generator (seeded)."""
+        super().__init__(selector)
+        selector._loop = self
+        selector._sealed = True  # the self-pipe is registered; nothing else may be
+        self._vselector = selector
+
+    # ------------------------------------------------------------------ time
+    def time(self) -> float:
+        """The virtual clock, in seconds."""
+        return self._now
+
+    def _advance(self, seconds: float) -> None:
+        target = self._now + seconds
+        scheduled = self._scheduled
+        if scheduled:
+            when = scheduled[0]._when
+            if abs(when - target) < _SNAP:
+                target = max(when, self._now)
+        self._now = target
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` at once (timers due by then fire next pass).
+
+        Only for tests that want to skip time explicitly; the loop advances by
+        itself whenever it is idle.
+        """
+        if seconds < 0:
+            raise UsageError("the virtual clock cannot go backwards")
+        self._now += seconds
+
+    def _write_to_self(self) -> None:
+        self._vselector.woken = True
+        super()._write_to_self()
+
+    # -------------------------------------------------------- refused real I/O
+    def _refuse(self, what: str) -> NoReturn:
+        raise UsageError(_REFUSED.format(what=what))
+
+    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("create_connection()")
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("create_server()")
+
+    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("create_datagram_endpoint()")
+
+    async def create_unix_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("create_unix_connection()")
+
+    async def create_unix_server(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("create_unix_server()")
+
+    async def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("connect_accepted_socket()")
+
+    async def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("getaddrinfo()")
+
+    async def getnameinfo(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("getnameinfo()")
+
+    async def sock_connect(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("sock_connect()")
+
+    async def sock_accept(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("sock_accept()")
+
+    async def sock_recv(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("sock_recv()")
+
+    async def sock_sendall(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("sock_sendall()")
+
+    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("subprocess_exec()")
+
+    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("subprocess_shell()")
+
+    async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("connect_read_pipe()")
+
+    async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("connect_write_pipe()")
+
+
+def current_rng() -> random.Random:
+    """The running virtual loop's seeded RNG (UsageError on any other loop)."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualClockLoop):
+        raise UsageError("current_rng() needs a running VirtualClockLoop")
+    return loop.rng
+
+
+def run_virtual(
+    main: Coroutine[Any, Any, T],
+    *,
+    seed: int | None = 0,
+    start: float = 0.0,
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+    debug: bool | None = None,
+) -> T:
+    """Run ``main`` to completion on a fresh :class:`VirtualClockLoop`, like ``asyncio.run``."""
+    factory: Callable[[], asyncio.AbstractEventLoop] = lambda: VirtualClockLoop(  # noqa: E731
+        start=start, seed=seed, stall_timeout=stall_timeout
+    )
+    with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
+        return runner.run(main)

@@ -1,0 +1,500 @@
+"""The scenario runner: the Spacemesh p2p test matrix over any overlay, on virtual time.
+
+One :class:`Scenario` is one row of the matrix: ``nodes`` nodes of which
+``boot`` are boot nodes, an overlay (a driver from :mod:`.drivers`) with its
+bucket parameters, one fault, and the flows:
+
+1. **bootstrap**: boot nodes start one after another (each bootstrapping from
+   the ones before); every other node starts at a random time within
+   ``join_window`` seconds, bootstrapping from all boot nodes. A node has
+   bootstrapped if the driver says it joined (Kademlia: its routing table is
+   not empty).
+2. **faults**, after ``settle`` seconds: ``disconnect`` crashes that fraction
+   of the non-boot nodes (``disconnect_mode``); ``drop`` / ``delay`` make every
+   node drop or delay that fraction of the requests and messages it receives
+   (from the start: they also hit the bootstrap).
+3. **find**: ``lookups`` lookups, each from a random live node for a random
+   live node it does not know (not in its routing table, not connected), one
+   started every ``interval`` seconds.
+4. **send**: ``sends`` direct messages, each from a random live node to a
+   random live node it does not know: lookup, dial, deliver (``node.send``);
+   a send succeeds when the target's handler got the message.
+
+Metrics (:class:`ScenarioResult`): bootstrap success among live nodes,
+lookup success, FIND_NODE rounds and messages per lookup, lookup time in
+simulated seconds, send success and time, messages handled per node, wall
+time, peak memory per node. Everything except wall time and memory is a
+function of the scenario alone: the same scenario (seed included) gives the
+same numbers (:meth:`ScenarioResult.metrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..config import Config
+from ..errors import PeerwireError, UsageError
+from ..protocols.messaging.message import Message
+from ._memory import MemoryProbe
+from .clock import run_virtual
+from .drivers import OverlayDriver, OverlayParams, get_driver
+from .faults import MessageFaults
+from .network import LinkSpec
+from .world import CrashMode, SimNode, Simulation
+
+__all__ = [
+    "DEFAULT_LINK",
+    "SEND_PROTOCOL",
+    "Scenario",
+    "ScenarioResult",
+    "matrix",
+    "run_scenario",
+    "simulate",
+]
+
+log = logging.getLogger("peerwire.sim")
+
+SEND_PROTOCOL = "/peerwire/sim/1.0.0"
+"""Protocol of the send flow's messages."""
+DEFAULT_LINK = LinkSpec(latency=0.05, jitter=0.01)
+"""50 ms one way plus up to 10 ms jitter: a wide-area link."""
+
+MemoryMode = Literal["rss", "tracemalloc", "off"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    """One row of the matrix. All times in simulated seconds."""
+
+    nodes: int = 100
+    boot: int = 5
+    overlay: str = "kademlia"
+    bucket_size: int | None = None
+    bucket_count: int | None = None
+    lookups: int = 100
+    sends: int = 0
+    disconnect: float = 0.0
+    """Fraction of non-boot nodes crashed after ``settle``."""
+    disconnect_mode: CrashMode = "silent"
+    drop: float = 0.0
+    """Fraction of received requests/messages every node drops."""
+    delay: float = 0.0
+    """Fraction of received requests every node answers ``delay_by`` late."""
+    delay_by: float = 2.0
+    link: LinkSpec = DEFAULT_LINK
+    join_window: float | None = None
+    """Non-boot nodes start within this many seconds; None: ``nodes / 50`` (50 joins/s)."""
+    settle: float = 5.0
+    """Seconds between the last join and the faults/flows."""
+    interval: float = 0.05
+    """Seconds between the starts of two lookups (or two sends)."""
+    send_timeout: float = 60.0
+    max_connections: int | None = None
+    """Every node's ``Config.max_connections``; None: ``max(512, nodes + 16)``, so
+    that boot nodes (which every joining node dials) never refuse anyone. Lower
+    it to study what the limit does to bootstrap."""
+    seed: int = 1
+    fast_crypto: bool = False
+    memory: MemoryMode = "rss"
+
+    def __post_init__(self) -> None:
+        if self.nodes < 2 or not 1 <= self.boot <= self.nodes:
+            raise UsageError("need nodes >= 2 and 1 <= boot <= nodes")
+        for name in ("disconnect", "drop", "delay"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{name} must be a fraction in [0, 1]")
+        if self.lookups < 0 or self.sends < 0:
+            raise UsageError("lookups and sends must be >= 0")
+
+    @property
+    def fault_label(self) -> str:
+        parts = []
+        if self.disconnect:
+            parts.append(f"{self.disconnect:.0%} disconnect")
+        if self.drop:
+            parts.append(f"{self.drop:.0%} drop")
+        if self.delay:
+            parts.append(f"{self.delay:.0%} delay {self.delay_by:g}s")
+        return ", ".join(parts) or "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["link"] = dataclasses.asdict(self.link)
+        return out
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    """What one scenario measured. ``metrics()`` is the deterministic part."""
+
+    scenario: Scenario
+    crypto: str
+    live_nodes: int = 0
+    bootstrapped: int = 0
+    """Live nodes (at the end) whose join succeeded."""
+    crashed: int = 0
+    bootstrap_times: list[float] = field(default_factory=list)
+    lookups_ok: int = 0
+    lookup_rounds: list[int] = field(default_factory=list)
+    lookup_messages: list[int] = field(default_factory=list)
+    lookup_times: list[float] = field(default_factory=list)
+    """Simulated seconds per successful lookup."""
+    sends_attempted: int = 0
+    sends_ok: int = 0
+    send_times: list[float] = field(default_factory=list)
+    messages_per_node: float = 0.0
+    """Requests + direct messages handled per node (mean over every node that ran)."""
+    packets_per_node: float = 0.0
+    sim_time: float = 0.0
+    wall_time: float = 0.0
+    cpu_time: float = 0.0
+    """CPU seconds this process spent (wall time minus waiting for the other engineers'
+    jobs on a shared machine)."""
+    memory_per_node: int | None = None
+    """Peak bytes per simulated node (``memory`` mode of the scenario), None if off."""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per phase."""
+
+    @property
+    def bootstrap_pct(self) -> float:
+        return 100.0 * self.bootstrapped / self.live_nodes if self.live_nodes else 0.0
+
+    @property
+    def lookup_pct(self) -> float | None:
+        n = len(self.lookup_rounds)
+        return 100.0 * self.lookups_ok / n if n else None
+
+    @property
+    def send_pct(self) -> float | None:
+        n = self.sends_attempted
+        return 100.0 * self.sends_ok / n if n else None
+
+    def metrics(self) -> dict[str, Any]:
+        """Every simulated (deterministic) figure: equal for equal scenarios."""
+        return {
+            "crypto": self.crypto,
+            "live_nodes": self.live_nodes,
+            "bootstrapped": self.bootstrapped,
+            "crashed": self.crashed,
+            "bootstrap_times": self.bootstrap_times,
+            "lookups_ok": self.lookups_ok,
+            "lookup_rounds": self.lookup_rounds,
+            "lookup_messages": self.lookup_messages,
+            "lookup_times": self.lookup_times,
+            "sends_attempted": self.sends_attempted,
+            "sends_ok": self.sends_ok,
+            "send_times": self.send_times,
+            "messages_per_node": self.messages_per_node,
+            "packets_per_node": self.packets_per_node,
+            "sim_time": self.sim_time,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures (what the table and ``--json`` show)."""
+        rounds = [float(r) for r in self.lookup_rounds]
+        msgs = [float(m) for m in self.lookup_messages]
+        return {
+            "nodes": self.scenario.nodes,
+            "boot": self.scenario.boot,
+            "overlay": self.scenario.overlay,
+            "bucket_size": self.scenario.bucket_size,
+            "bucket_count": self.scenario.bucket_count,
+            "faults": self.scenario.fault_label,
+            "crypto": self.crypto,
+            "seed": self.scenario.seed,
+            "live_nodes": self.live_nodes,
+            "bootstrap_pct": self.bootstrap_pct,
+            "bootstrap_time_median": _quantile(self.bootstrap_times, 0.5),
+            "lookups": len(self.lookup_rounds),
+            "lookup_pct": self.lookup_pct,
+            "rounds_median": _quantile(rounds, 0.5),
+            "rounds_p95": _quantile(rounds, 0.95),
+            "rounds_max": max(rounds) if rounds else None,
+            "messages_per_lookup_median": _quantile(msgs, 0.5),
+            "lookup_time_median": _quantile(self.lookup_times, 0.5),
+            "lookup_time_p95": _quantile(self.lookup_times, 0.95),
+            "sends": self.sends_attempted,
+            "send_pct": self.send_pct,
+            "send_time_median": _quantile(self.send_times, 0.5),
+            "messages_per_node": self.messages_per_node,
+            "packets_per_node": self.packets_per_node,
+            "sim_time": self.sim_time,
+            "wall_time": self.wall_time,
+            "cpu_time": self.cpu_time,
+            "memory_per_node": self.memory_per_node,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.to_dict(),
+            "summary": self.summary(),
+            "metrics": self.metrics(),
+            "phases": self.phases,
+        }
+
+
+class _Run:
+    """The state of one scenario run (see :func:`run_scenario`)."""
+
+    def __init__(self, scenario: Scenario, driver: OverlayDriver) -> None:
+        self.sc = scenario
+        self.driver = driver
+        limit = scenario.max_connections or max(512, scenario.nodes + 16)
+        base = driver.configure(
+            Config(max_connections=limit, max_pending_handshakes=max(64, limit // 8)),
+            OverlayParams(
+                bucket_size=scenario.bucket_size,
+                bucket_count=scenario.bucket_count,
+                seed=scenario.seed,
+            ),
+        )
+        self.sim = Simulation(
+            seed=scenario.seed,
+            link=scenario.link,
+            fast_crypto=scenario.fast_crypto,
+            overlay=driver.overlay,
+            config=base,
+        )
+        self.rng = self.sim.rng("scenario")
+        self.result = ScenarioResult(scenario, self.sim.crypto)
+        self.joined: dict[SimNode, bool] = {}
+        self.received: dict[int, float] = {}
+        self.waiters: dict[int, asyncio.Future[None]] = {}
+        self.loop = asyncio.get_running_loop()
+        self.wall = time.perf_counter()
+
+    def _phase(self, name: str) -> None:
+        now = time.perf_counter()
+        self.result.phases[name] = round(now - self.wall, 3)
+        self.wall = now
+
+    # ------------------------------------------------------------ building
+    def build(self) -> None:
+        sc = self.sc
+        faults = None
+        if sc.drop or sc.delay:
+            faults = MessageFaults(drop=sc.drop, delay=sc.delay, delay_by=sc.delay_by)
+        boots: list[SimNode] = []
+        for i in range(sc.nodes):
+            node = self.sim.add_node(bootstrap=boots, faults=faults)
+            node.node.add_handler(SEND_PROTOCOL, self._on_message)
+            if i < sc.boot:
+                boots = [*boots, node]
+
+    def _on_message(self, msg: Message) -> None:
+        index = int.from_bytes(msg.data[:4], "big")
+        self.received.setdefault(index, self.loop.time())
+        waiter = self.waiters.get(index)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _start(self, node: SimNode, at: float) -> None:
+        delay = at - self.loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t0 = self.loop.time()
+        try:
+            await self.sim.start(node)
+            ok = await self.driver.join(self.sim, node, self.rng)
+        except PeerwireError as exc:
+            log.info("%s failed to start: %s", node.host, exc)
+            ok = False
+        self.joined[node] = ok
+        if ok:
+            self.result.bootstrap_times.append(round(self.loop.time() - t0, 9))
+
+    async def bootstrap(self) -> None:
+        sc = self.sc
+        nodes = self.sim.nodes
+        for node in nodes[: sc.boot]:
+            await self._start(node, self.loop.time())
+        window = sc.join_window if sc.join_window is not None else sc.nodes / 50
+        t0 = self.loop.time()
+        times = sorted(t0 + self.rng.random() * window for _ in nodes[sc.boot :])
+        await asyncio.gather(
+            *(self._start(node, at) for node, at in zip(nodes[sc.boot :], times, strict=True))
+        )
+        await asyncio.sleep(sc.settle)
+        # The first boot node has nobody to join through: it founded the network,
+        # and counts as joined once others found it.
+        first = nodes[0]
+        if first.alive and not self.joined.get(first):
+            self.joined[first] = self.driver.routing_size(first) > 0
+
+    async def disconnect(self) -> None:
+        sc = self.sc
+        candidates = [n for n in self.sim.live() if n.index >= sc.boot]
+        count = round(sc.disconnect * (sc.nodes - sc.boot))
+        victims = self.rng.sample(candidates, min(count, len(candidates)))
+        await asyncio.gather(*(self.sim.crash(n, mode=sc.disconnect_mode) for n in victims))
+        self.result.crashed = len(victims)
+        if victims:
+            await asyncio.sleep(1.0)
+
+    # --------------------------------------------------------------- flows
+    def _pair(self) -> tuple[SimNode, SimNode] | None:
+        """A random joined source and a random joined target it does not know (if any
+        of 32 draws is one; small networks may have none, then any other node)."""
+        live = [n for n in self.sim.live() if self.joined.get(n)]
+        if len(live) < 2:
+            return None
+        rng = self.rng
+        source = live[rng.randrange(len(live))]
+        others = [n for n in live if n is not source]
+        for _ in range(32):
+            target = others[rng.randrange(len(others))]
+            if not self.driver.knows(source, target):
+                return source, target
+        return source, others[rng.randrange(len(others))]
+
+    async def _one_lookup(self, i: int, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - self.loop.time()))
+        pair = self._pair()
+        if pair is None:
+            return
+        source, target = pair
+        t0 = self.loop.time()
+        outcome = await self.driver.lookup(source, target)
+        res = self.result
+        res.lookup_rounds.append(outcome.rounds or 0)
+        res.lookup_messages.append(outcome.messages or 0)
+        if outcome.found:
+            res.lookups_ok += 1
+            res.lookup_times.append(round(self.loop.time() - t0, 9))
+
+    async def find(self) -> None:
+        sc = self.sc
+        if not sc.lookups or not self.driver.supports_lookup:
+            return
+        t0 = self.loop.time()
+        await asyncio.gather(*(self._one_lookup(i, t0 + i * sc.interval) for i in range(sc.lookups)))
+
+    async def _one_send(self, i: int, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - self.loop.time()))
+        pair = self._pair()
+        if pair is None:
+            return
+        source, target = pair
+        self.result.sends_attempted += 1
+        self.driver.prepare_send(source, target)
+        t0 = self.loop.time()
+        waiter = self.waiters[i] = self.loop.create_future()
+        try:
+            async with asyncio.timeout(self.sc.send_timeout):
+                await source.node.send(target.peer_id, SEND_PROTOCOL, i.to_bytes(4, "big"))
+                await waiter
+        except (PeerwireError, TimeoutError) as exc:
+            log.info("send %d %s -> %s failed: %s", i, source.host, target.host, exc)
+            return
+        finally:
+            del self.waiters[i]
+        self.result.sends_ok += 1
+        self.result.send_times.append(round(self.received[i] - t0, 9))
+
+    async def send(self) -> None:
+        sc = self.sc
+        if not sc.sends:
+            return
+        t0 = self.loop.time()
+        await asyncio.gather(*(self._one_send(i, t0 + i * sc.interval) for i in range(sc.sends)))
+
+    # ------------------------------------------------------------ metrics
+    def collect(self) -> None:
+        res = self.result
+        ran = [n for n in self.sim.nodes if n.started_at is not None]
+        live = self.sim.live()
+        res.live_nodes = len(live)
+        res.bootstrapped = sum(1 for n in live if self.joined.get(n))
+        if ran:
+            res.messages_per_node = round(sum(n.counters.total for n in ran) / len(ran), 3)
+            stats = self.sim.network.stats
+            packets = sum(stats[n.host].packets_received for n in ran)
+            res.packets_per_node = round(packets / len(ran), 3)
+        res.sim_time = round(self.loop.time(), 9)
+
+
+async def run_scenario(scenario: Scenario, *, driver: OverlayDriver | None = None) -> ScenarioResult:
+    """Run one scenario on the running loop (a :class:`VirtualClockLoop`, normally)."""
+    started = time.perf_counter()
+    cpu = time.process_time()
+    probe = MemoryProbe(scenario.memory)
+    run = _Run(scenario, driver or get_driver(scenario.overlay))
+    peerwire_log = logging.getLogger("peerwire")
+    level = peerwire_log.level
+    if not peerwire_log.isEnabledFor(logging.INFO):
+        peerwire_log.setLevel(logging.CRITICAL)  # thousands of expected failures otherwise
+    try:
+        run.build()
+        await run.bootstrap()
+        run._phase("bootstrap")
+        probe.sample()
+        await run.disconnect()
+        await run.find()
+        run._phase("find")
+        await run.send()
+        run._phase("send")
+        probe.sample()
+        run.collect()
+        result = run.result
+        result.memory_per_node = probe.per_node(scenario.nodes)
+        await run.sim.stop_all()
+        run._phase("stop")
+    finally:
+        peerwire_log.setLevel(level)
+        probe.close()
+    result.wall_time = round(time.perf_counter() - started, 3)
+    result.cpu_time = round(time.process_time() - cpu, 3)
+    return result
+
+
+def simulate(scenario: Scenario, *, driver: OverlayDriver | None = None) -> ScenarioResult:
+    """Run one scenario on a fresh virtual-clock loop (synchronous entry point)."""
+    result = run_virtual(run_scenario(scenario, driver=driver), seed=scenario.seed)
+    gc.collect()
+    return result
+
+
+FaultKind = Literal["none", "disconnect", "drop", "delay"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("none", "disconnect", "drop", "delay")
+
+
+def matrix(
+    base: Scenario,
+    *,
+    nodes: Sequence[int] = (10, 100, 1000),
+    boots: Sequence[int] = (3, 5, 10),
+    faults: Sequence[FaultKind] = FAULT_KINDS,
+    rate: float = 0.1,
+) -> Iterator[Scenario]:
+    """The Spacemesh matrix: every nodes x boot x fault combination, ``rate`` for the fault."""
+    for n in nodes:
+        for b in boots:
+            if b > n:
+                continue
+            for kind in faults:
+                changes: dict[str, Any] = {
+                    "nodes": n,
+                    "boot": b,
+                    "disconnect": 0.0,
+                    "drop": 0.0,
+                    "delay": 0.0,
+                }
+                if kind != "none":
+                    changes[kind] = rate
+                yield dataclasses.replace(base, **changes)
