@@ -94,6 +94,10 @@ async def test_demo_runs() -> None:
     assert "/noise" in out
     assert "/yamux/1.0.0" in out
     assert "3 connections" in out
+    assert "Chord ring of 16 nodes" in out
+    assert "Relay from" in out
+    for mode in ("push", "pull", "tree"):
+        assert f"│ {mode} " in out
 
 
 @pytest.mark.parametrize("bad", ["zz", "11" * 31])

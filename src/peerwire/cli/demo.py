@@ -19,7 +19,7 @@ from ..config import MPLEX, YAMUX, Config
 from ..node import Node
 
 
-async def run_demo(count: int, console: Console | None = None) -> None:
+async def run_demo(count: int, console: Console | None = None, ring_nodes: int = 16) -> None:
     # Full peer ids and addresses need ~110 columns; don't squeeze them into 80 in a pipe.
     console = console or (Console() if sys.stdout.isatty() else Console(width=120))
     # Alternate the muxer preference so the table shows both being negotiated.
@@ -85,3 +85,7 @@ async def run_demo(count: int, console: Console | None = None) -> None:
         )
     finally:
         await asyncio.gather(*(n.stop() for n in nodes))
+    if ring_nodes:
+        from .demo_overlay import run_overlay_demo
+
+        await run_overlay_demo(ring_nodes, console)

@@ -170,12 +170,19 @@ main.add_command(sim_command)
 
 @main.command("demo")
 @click.option("--nodes", "-n", default=5, show_default=True, type=click.IntRange(2, 64))
-def demo_command(nodes: int) -> None:
-    """Start a local network of NODES nodes over TCP and show what they negotiated."""
+@click.option(
+    "--ring-nodes",
+    default=16,
+    show_default=True,
+    type=click.IntRange(0, 128),
+    help="Size of the Chord ring for the overlay part (0 skips it).",
+)
+def demo_command(nodes: int, ring_nodes: int) -> None:
+    """A local network over TCP: what it negotiated, its Chord ring, relay and broadcast."""
     from .demo import run_demo
 
     try:
-        run(run_demo(nodes))
+        run(run_demo(nodes, ring_nodes=ring_nodes))
     except PeerwireError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
