@@ -115,7 +115,9 @@ class Node:
             from .overlay.chord import ChordOverlay
 
             # Config.chord (a ChordConfig) when the Config has one; defaults otherwise.
-            self.overlay = ChordOverlay(self.host, getattr(self.config, "chord", None))
+            self.overlay = ChordOverlay(
+                self.host, getattr(self.config, "chord", None), bootstrap=self._bootstrap
+            )
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:

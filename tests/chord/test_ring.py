@@ -7,6 +7,7 @@ with :func:`ideal_rings`, i.e. every node's state after perfect stabilisation.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import heapq
 import math
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from peerwire.overlay.chord.ideal import ideal_rings
 from peerwire.overlay.chord.ring import (
     KEY_BITS,
     MASK,
@@ -23,7 +25,6 @@ from peerwire.overlay.chord.ring import (
     Ring,
     clockwise,
     finger_start,
-    ideal_rings,
     int_to_key,
     key_to_int,
 )
@@ -32,6 +33,13 @@ from peerwire.overlay.chord.ring import (
 def positions(count: int, seed: int) -> list[int]:
     rng = random.Random(seed)
     return [key_to_int(hashlib.sha256(rng.randbytes(16)).digest()) for _ in range(count)]
+
+
+@functools.cache
+def ideal(count: int, seed: int) -> tuple[list[int], dict[int, Ring[int]]]:
+    """An ideal ring of ``count`` random ids (built once per test session: 1,000 take ~2 s)."""
+    ids = positions(count, seed)
+    return ids, ideal_rings([(p, p) for p in ids])
 
 
 def true_owner(sorted_ids: list[int], key: int) -> int:
@@ -124,8 +132,7 @@ def test_lists_match_brute_force_after_random_offers_and_removals() -> None:
 
 
 def test_lists_grow_with_non_empty_finger_intervals() -> None:
-    ids = positions(1000, seed=9)
-    rings = ideal_rings([(p, p) for p in ids])
+    ids, rings = ideal(1000, 1)
     ring = rings[ids[0]]
     nonempty = len({clockwise(ring.key, p).bit_length() for p in ring.neighbours()})
     assert len(ring.successors()) == min(32, max(8, 2 * nonempty)) > 8
@@ -192,8 +199,8 @@ def test_wanted_predicts_offer_for_each_new_node() -> None:
 
 
 def test_sweep_floor_lies_past_the_vouched_successors() -> None:
-    ids = positions(1000, seed=13)
-    ring = ideal_rings([(p, p) for p in ids])[ids[0]]
+    ids, rings = ideal(1000, 1)
+    ring = rings[ids[0]]
     floor = ring.sweep_floor()
     last_successor = clockwise(ring.key, ring.successors()[-1])
     assert (1 << floor) > last_successor
@@ -217,8 +224,7 @@ def route(rings: dict[int, Ring[int]], start: int, key: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("count", [16, 100, 1000])
 def test_next_hop_reaches_the_owner_within_log2_n_hops(count: int) -> None:
-    ids = positions(count, seed=count)
-    rings = ideal_rings([(p, p) for p in ids])
+    ids, rings = ideal(count, 1)
     srt = sorted(ids)
     rng = random.Random(count + 1)
     keys = [rng.getrandbits(256) for _ in range(300)] + rng.sample(ids, min(count, 100))
@@ -307,8 +313,7 @@ def tree_deliveries(rings: dict[int, Ring[int]], origin: int) -> dict[int, int]:
 
 @pytest.mark.parametrize("count", [16, 100, 1000])
 def test_tree_broadcast_delivers_exactly_n_minus_1(count: int) -> None:
-    ids = positions(count, seed=count + 7)
-    rings = ideal_rings([(p, p) for p in ids])
+    ids, rings = ideal(count, 1)
     for origin in random.Random(count).sample(ids, 3):
         got = tree_deliveries(rings, origin)
         assert sum(got.values()) == count - 1

@@ -23,6 +23,7 @@ async def _rpc_handler(stream: Stream) -> None:
 async def _rpc(node: object, peer: object, data: bytes) -> bytes:
     stream = await node.open_stream(peer, RPC)  # type: ignore[attr-defined]
     await stream.write(data)
+    await stream.close_write()
     answer: bytes = await stream.read()
     await stream.close()
     return answer
@@ -30,6 +31,10 @@ async def _rpc(node: object, peer: object, data: bytes) -> bytes:
 
 def run(faults: MessageFaults, body: object) -> object:
     async def main() -> object:
+        async with asyncio.timeout(600):  # virtual seconds: a hang fails, never spins
+            return await inner()
+
+    async def inner() -> object:
         sim = Simulation(seed=5, link=LinkSpec(latency=0.01), fast_crypto=True)
         server = sim.add_node(faults=faults)
         client = sim.add_node(bootstrap=[server])

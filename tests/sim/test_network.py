@@ -162,7 +162,7 @@ def test_long_partition_resets_blocked_connections() -> None:
 
 def test_dial_across_a_partition_times_out() -> None:
     async def body(sim: Simulation, n: list[SimNode]) -> float:
-        a, b = n
+        a, _b = n
         c = sim.add_node()
         await sim.start(c)
         sim.network.partition([c.host])
@@ -214,7 +214,8 @@ def test_restart_brings_the_same_identity_back() -> None:
         peer = b.peer_id
         await sim.crash(b)
         await sim.restart(b)
-        assert b.peer_id == peer and b.alive
+        assert b.peer_id == peer
+        assert b.alive
         b.node.add_handler(ECHO, _echo)
         # a still holds the connection to b's previous life: the new b resets it.
         with pytest.raises(ConnectionLost):
@@ -279,3 +280,21 @@ def test_a_host_is_in_one_partition_group_only() -> None:
     net = SimNetwork(rng=random.Random(0))
     with pytest.raises(UsageError):
         net.partition(["a", "b"], ["b"])
+
+
+def test_churn_joins_leaves_and_crashes_deterministically() -> None:
+    from peerwire.sim import ChurnSpec
+
+    async def body(sim: Simulation, n: list[SimNode]) -> list[tuple[str, str]]:
+        events = await sim.churn(ChurnSpec(interval=2.0, bootstrap=2), duration=40.0)
+        assert len(events) == 20
+        kinds = {e.kind for e in events}
+        assert kinds == {"join", "leave", "crash"}
+        assert len(sim.live()) >= 2
+        for event in events:
+            node = next(x for x in sim.nodes if x.host == event.host)
+            assert node.state in ("up", "left", "crashed")
+        return [(e.kind, e.host) for e in events]
+
+    first = simulate(body, nodes=4, link=LinkSpec(latency=0.02))
+    assert first == simulate(body, nodes=4, link=LinkSpec(latency=0.02))

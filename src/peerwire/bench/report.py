@@ -71,7 +71,7 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         spread = ""
         if row["min"] is not None and len(row["samples"]) > 1:
             spread = f"{fmt_value(row['min'], row['unit'])}..{fmt_value(row['max'], row['unit'])}"
-        note = "; ".join(p.splitlines()[0][:80] for p in row["problems"])
+        note = "; ".join(p.splitlines()[0][:120] for p in row["problems"])
         if row["median"] is None and not note:
             note = "no result"
         table.add_row(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -301,6 +302,26 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def pylibp2p_missing(python: str | None) -> str:
+    """Why ``python`` cannot run the py-libp2p worker, or '' if it can."""
+    if not python:
+        return "no --pylibp2p-python given"
+    try:
+        proc = subprocess.run(
+            [python, "-c", "import libp2p, trio, multiaddr"],
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {python}: {exc}"
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["import failed"]
+        return f"{python} has no usable libp2p: {lines[-1]}"
+    return ""
+
+
 Progress = Callable[[Sample], None]
 
 
@@ -312,13 +333,18 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict[str,
     opts.subjects = tuple(subjects)
     started = time.perf_counter()
     machine = machine_info()
+    no_libp2p = pylibp2p_missing(opts.pylibp2p_python) if "py-libp2p" in subjects else ""
     samples: list[Sample] = []
     for round_no in range(1, opts.runs + 1):
         for workload in opts.workloads:
             for subject in subjects:
                 if not applies(subject, workload):
                     continue
-                sample = measure(subject, workload, round_no, opts)
+                if subject == "py-libp2p" and no_libp2p:
+                    sample = Sample(subject=subject, workload=workload, round=round_no)
+                    sample.error = sample.na = no_libp2p
+                else:
+                    sample = measure(subject, workload, round_no, opts)
                 samples.append(sample)
                 if progress is not None:
                     progress(sample)

@@ -285,6 +285,11 @@ class Host:
                 last = exc
                 vetoed += 1
             except (ProtocolError, ConnectionLost, Timeout, UsageError) as exc:
+                existing = self.connection(peer)
+                if existing is not None:
+                    # Lost a simultaneous-dial race: the remote closed our connection
+                    # during its upgrade to keep the one it dialled, registered here by now.
+                    return existing
                 errors.append(f"{addr}: {exc}")
                 last = exc
         if len(errors) == 1 and last is not None:

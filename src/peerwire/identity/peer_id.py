@@ -46,6 +46,11 @@ MAX_PEER_ID_TEXT_LENGTH: Final = 256
 base58 decoding (quadratic in length) cheap on hostile input."""
 
 _CID_VERSION_1: Final = 1
+VALIDATED_CACHE_SIZE: Final = 1 << 14
+"""PeerIds whose bytes were validated (key parsed) and base58-encoded recently.
+The same peers are parsed over and over (every DHT answer lists ~20), and each
+validation parses an Ed25519 key; the cache is cleared when full."""
+_VALIDATED: dict[bytes, str] = {}
 
 
 def _invalid(message: str) -> NoReturn:
@@ -77,9 +82,15 @@ class PeerId:
     def __init__(self, multihash: bytes) -> None:
         """Wrap multihash bytes; prefer :meth:`from_bytes`, which is the same thing."""
         data = bytes(multihash)
-        self._validate(data)
+        text = _VALIDATED.get(data)
+        if text is None:
+            self._validate(data)
+            text = b58encode(data)
+            if len(_VALIDATED) >= VALIDATED_CACHE_SIZE:
+                _VALIDATED.clear()
+            _VALIDATED[data] = text
         object.__setattr__(self, "_bytes", data)
-        object.__setattr__(self, "_str", b58encode(data))
+        object.__setattr__(self, "_str", text)
 
     @staticmethod
     def _validate(data: bytes) -> None:

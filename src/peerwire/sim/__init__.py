@@ -3,9 +3,11 @@
 from .clock import SimulationStalled, VirtualClockLoop, current_rng, run_virtual
 from .faults import MessageFaults, NodeCounters, install_message_faults
 from .network import HostStats, LinkSpec, SimNetwork, SimTransport
-from .world import SimNode, Simulation
+from .world import ChurnEvent, ChurnSpec, SimNode, Simulation
 
 __all__ = [
+    "ChurnEvent",
+    "ChurnSpec",
     "HostStats",
     "LinkSpec",
     "MessageFaults",

@@ -135,7 +135,11 @@ def sim_command(
             link=LinkSpec(latency=latency, jitter=jitter, bandwidth=bandwidth, loss=link_loss),
             seed=seed,
             fast_crypto=fast_crypto,
-            memory="tracemalloc" if memory == "tracemalloc" else "off" if memory == "off" else "rss",
+            memory="tracemalloc"
+            if memory == "tracemalloc"
+            else "off"
+            if memory == "off"
+            else "rss",
         )
         if matrix:
             scenarios = list(

@@ -133,6 +133,8 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     decision from (:func:`current_rng` finds it from inside the loop).
     """
 
+    _scheduled: list[asyncio.TimerHandle]  # BaseEventLoop's timer heap
+
     def __init__(
         self,
         *,
@@ -159,7 +161,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         target = self._now + seconds
         scheduled = self._scheduled
         if scheduled:
-            when = scheduled[0]._when
+            when = scheduled[0].when()
             if abs(when - target) < _SNAP:
                 target = max(when, self._now)
         self._now = target
@@ -176,7 +178,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
     def _write_to_self(self) -> None:
         self._vselector.woken = True
-        super()._write_to_self()
+        super()._write_to_self()  # type: ignore[misc]
 
     # -------------------------------------------------------- refused real I/O
     def _refuse(self, what: str) -> NoReturn:

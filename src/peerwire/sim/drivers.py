@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +98,7 @@ class OverlayDriver(abc.ABC):
         """Find ``target`` from ``node`` (only if :attr:`supports_lookup`)."""
         raise UsageError(f"the {self.name} overlay has no lookup")
 
-    def prepare_send(self, node: SimNode, target: SimNode) -> None:
+    def prepare_send(self, node: SimNode, target: SimNode) -> None:  # noqa: B027 (optional hook)
         """Before ``node`` sends to a ``target`` it does not know (mesh: hand it the address)."""
 
     def requests_received(self, node: SimNode) -> int | None:
@@ -161,9 +161,7 @@ class KademliaDriver(OverlayDriver):
         return len(_dht(node).table) > 0
 
     def knows(self, node: SimNode, other: SimNode) -> bool:
-        return (
-            other.peer_id in _dht(node).table or node.node.connection(other.peer_id) is not None
-        )
+        return other.peer_id in _dht(node).table or node.node.connection(other.peer_id) is not None
 
     def routing_size(self, node: SimNode) -> int:
         return len(_dht(node).table)
@@ -211,4 +209,3 @@ def get_driver(name: str) -> OverlayDriver:
         return DRIVERS[name]()
     except KeyError:
         raise UsageError(f"unknown overlay {name!r}; known: {', '.join(sorted(DRIVERS))}") from None
-

@@ -150,11 +150,16 @@ class _Faulty:
 
 
 async def _swallow(stream: Stream, hold: float) -> None:
-    """Read and ignore until the requester gives up (or ``hold`` passes), then reset."""
+    """Read and ignore until the requester gives up (or ``hold`` passes), then reset.
+
+    A requester that half-closed still gets no answer: we keep the stream
+    open, unanswered, until ``hold`` runs out.
+    """
     try:
         async with asyncio.timeout(hold):
             while await stream.read():
                 pass
+            await asyncio.sleep(hold)
     except (TimeoutError, PeerwireError):
         pass
     await stream.reset()

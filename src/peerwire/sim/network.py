@@ -193,9 +193,10 @@ class SimTransport(MemoryTransport):
     async def dial(self, addr: Multiaddr) -> MemoryConnection:
         """Connect after one simulated round trip; unreachable hosts fail after a timeout."""
         components = addr.without_peer_id().components
-        if len(components) != 1 or components[0][0] != "memory":
+        name = components[0][1] if len(components) == 1 and components[0][0] == "memory" else None
+        if not name:
             raise UsageError(f"memory transport cannot dial {addr}")
-        return await self.network._dial(self, components[0][1])
+        return await self.network._dial(self, name)
 
 
 class SimNetwork(MemoryNetwork):

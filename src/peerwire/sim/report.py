@@ -66,7 +66,7 @@ def _detail(result: ScenarioResult) -> Table:
         ("live nodes", f"{s['live_nodes']} ({result.crashed} crashed)"),
         ("bootstrapped (live)", _pct(s["bootstrap_pct"])),
         ("bootstrap time median", _secs(s["bootstrap_time_median"])),
-        ("lookups", str(s["lookups"])),
+        ("lookups (skipped: no unknown target)", f"{s['lookups']} ({s['lookups_skipped']})"),
         ("lookup success", _pct(s["lookup_pct"])),
         (
             "rounds median / p95 / max",
@@ -77,7 +77,7 @@ def _detail(result: ScenarioResult) -> Table:
             "lookup time median / p95",
             f"{_secs(s['lookup_time_median'])} / {_secs(s['lookup_time_p95'])}",
         ),
-        ("sends (lookup, dial, deliver)", str(s["sends"])),
+        ("sends: lookup, dial, deliver (skipped)", f"{s['sends']} ({s['sends_skipped']})"),
         ("send success", _pct(s["send_pct"])),
         ("send time median", _secs(s["send_time_median"])),
         ("messages per node", _num(s["messages_per_node"], "{:.1f}")),
@@ -157,19 +157,22 @@ def plot(results: Sequence[ScenarioResult], path: str | Path) -> Path:
         raise UsageError(_MISSING_MATPLOTLIB) from exc
     out = Path(path)
     fig, (hops, cdf) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for result in results:
+    width = 0.8 / max(1, len(results))
+    for i, result in enumerate(results):
         sc = result.scenario
         label = f"N={sc.nodes} boot={sc.boot} {sc.fault_label} ({result.crypto})"
         rounds = result.lookup_rounds
         if rounds:
             top = max(rounds)
             counts = [rounds.count(r) / len(rounds) for r in range(top + 1)]
-            hops.plot(range(top + 1), counts, marker="o", label=label)
+            offsets = [r - 0.4 + width * (i + 0.5) for r in range(top + 1)]
+            hops.bar(offsets, counts, width=width, label=label)
         times = sorted(result.lookup_times)
         if times:
             fractions = [(i + 1) / len(times) for i in range(len(times))]
             cdf.step(times, fractions, where="post", label=label)
     hops.set_title("FIND_NODE rounds per lookup")
+    hops.xaxis.get_major_locator().set_params(integer=True)
     hops.set_xlabel("rounds")
     hops.set_ylabel("fraction of lookups")
     cdf.set_title("lookup time CDF (successful lookups)")

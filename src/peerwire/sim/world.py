@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import PLAINTEXT, Config
-from ..errors import UsageError
+from ..errors import PeerwireError, UsageError
 from ..identity.identity import Identity
 from ..identity.multiaddr import Multiaddr
 from ..identity.peer_id import PeerId
@@ -32,12 +32,42 @@ from ..node import Node
 from .faults import MessageFaults, NodeCounters, install_message_faults
 from .network import DEFAULT_CONNECT_TIMEOUT, DEFAULT_USER_TIMEOUT, LinkSpec, SimNetwork
 
-__all__ = ["CrashMode", "NodeState", "SimNode", "Simulation"]
+__all__ = ["ChurnEvent", "ChurnSpec", "CrashMode", "NodeState", "SimNode", "Simulation"]
 
 log = logging.getLogger("peerwire.sim")
 
 NodeState = Literal["created", "up", "left", "crashed"]
 CrashMode = Literal["silent", "reset"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChurnSpec:
+    """Random churn: one event every ``interval`` seconds, chosen by weight."""
+
+    interval: float = 1.0
+    join: float = 1.0
+    """Weight of "a new node joins (bootstrapping from ``bootstrap`` random live nodes)"."""
+    leave: float = 1.0
+    """Weight of "a random live node leaves gracefully"."""
+    crash: float = 1.0
+    """Weight of "a random live node crashes" (``crash_mode``)."""
+    crash_mode: CrashMode = "silent"
+    bootstrap: int = 3
+    min_live: int = 2
+    """Never let leaves and crashes take the network below this many live nodes."""
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or min(self.join, self.leave, self.crash) < 0:
+            raise UsageError("churn needs interval > 0 and weights >= 0")
+        if self.join + self.leave + self.crash <= 0:
+            raise UsageError("churn needs at least one positive weight")
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnEvent:
+    time: float
+    kind: Literal["join", "leave", "crash"]
+    host: str
 
 
 @dataclass(eq=False, slots=True)
@@ -49,6 +79,7 @@ class SimNode:
     identity: Identity
     node: Node
     counters: NodeCounters
+    faults: MessageFaults | None = None
     state: NodeState = "created"
     started_at: float | None = None
     stopped_at: float | None = None
@@ -124,7 +155,7 @@ class Simulation:
         bootstrap: Iterable[SimNode] = (),
         faults: MessageFaults | None = None,
         config: Config | None = None,
-        overlay: str | None | Literal["default"] = "default",
+        overlay: str | Literal["default"] | None = "default",
     ) -> SimNode:
         """Create (not start) a node with the next deterministic identity and host name."""
         index = len(self.nodes)
@@ -139,13 +170,10 @@ class Simulation:
             transports=[self.network.transport(host)],
         )
         counters = install_message_faults(node, faults, rng=self._fault_rng)
-        sim_node = SimNode(index, host, identity, node, counters)
+        sim_node = SimNode(index, host, identity, node, counters, faults)
         self.nodes.append(sim_node)
         self._by_peer[identity.peer_id] = sim_node
         return sim_node
-
-    def add_nodes(self, count: int, **kwargs: object) -> list[SimNode]:
-        return [self.add_node(**kwargs) for _ in range(count)]  # type: ignore[arg-type]
 
     def node_for(self, peer: PeerId) -> SimNode | None:
         return self._by_peer.get(peer)
@@ -212,7 +240,7 @@ class Simulation:
             config=old.config,
             transports=old.host.transports,
         )
-        sim_node.counters = install_message_faults(node, None, rng=self._fault_rng)
+        sim_node.counters = install_message_faults(node, sim_node.faults, rng=self._fault_rng)
         sim_node.node = node
         sim_node.state = "created"
         await self.start(sim_node)
@@ -224,3 +252,38 @@ class Simulation:
         for sim_node in live:
             sim_node.state = "left"
         await asyncio.gather(*(n.node.stop() for n in live), return_exceptions=True)
+
+    async def churn(
+        self, spec: ChurnSpec, *, duration: float, rng: random.Random | None = None
+    ) -> list[ChurnEvent]:
+        """Run random churn for ``duration`` seconds; returns what happened, in order.
+
+        Draws from ``rng`` (default: the ``"churn"`` stream of the seed).
+        """
+        rng = rng or self.rng("churn")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        kinds: list[Literal["join", "leave", "crash"]] = ["join", "leave", "crash"]
+        weights = [spec.join, spec.leave, spec.crash]
+        events: list[ChurnEvent] = []
+        for tick in range(1, int(duration / spec.interval + 1e-9) + 1):
+            await asyncio.sleep(max(0.0, start + tick * spec.interval - loop.time()))
+            live = self.live()
+            kind = rng.choices(kinds, weights)[0]
+            if kind != "join" and len(live) <= spec.min_live:
+                kind = "join"
+            if kind == "join":
+                seeds = rng.sample(live, min(spec.bootstrap, len(live)))
+                node = self.add_node(bootstrap=seeds)
+                try:
+                    await self.start(node)
+                except PeerwireError as exc:
+                    log.info("churn: %s failed to join: %s", node.host, exc)
+            else:
+                node = live[rng.randrange(len(live))]
+                if kind == "leave":
+                    await self.leave(node)
+                else:
+                    await self.crash(node, mode=spec.crash_mode)
+            events.append(ChurnEvent(loop.time(), kind, node.host))
+        return events

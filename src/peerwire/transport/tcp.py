@@ -35,11 +35,11 @@ __all__ = [
 ]
 
 DEFAULT_READ_BUFFER_SIZE: Final = 256 * 1024
-"""Bytes of the per-connection receive buffer (one ``recv_into`` fills at most this).
+"""Bytes of the receive buffer (one ``recv_into`` fills at most this).
 
-Large reads amortise the per-call Python overhead at high throughput. The
-buffer is allocated zeroed, so pages the kernel never writes stay unbacked:
-a connection carrying small messages costs far less resident memory than this.
+Large reads amortise the per-call Python overhead at high throughput. There is
+one such buffer per :class:`TcpTransport`, shared by all its connections, so an
+idle connection costs no receive buffer at all.
 """
 
 DEFAULT_DIAL_TIMEOUT: Final = 10.0
@@ -87,13 +87,20 @@ def _tcp_target(addr: Multiaddr, *, allow_dns: bool) -> tuple[str, int, int] | N
 
 
 class _TcpProtocol(asyncio.BufferedProtocol):
-    """asyncio's side of a :class:`TcpConnection`: reads into one reused buffer."""
+    """asyncio's side of a :class:`TcpConnection`: reads into a reused buffer.
+
+    The buffer belongs to the :class:`TcpTransport` and is shared by all its
+    connections: callbacks never nest, and receivers copy what they keep before
+    returning (the transport contract), so one buffer per event loop suffices.
+    A buffer per connection cost 256 KiB of RSS per idle connection
+    (``bytearray`` zero-fills, so every page is touched).
+    """
 
     __slots__ = ("_conn", "_view")
 
-    def __init__(self, conn: TcpConnection, buffer_size: int) -> None:
+    def __init__(self, conn: TcpConnection, view: memoryview) -> None:
         self._conn = conn
-        self._view = memoryview(bytearray(buffer_size))
+        self._view = view
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._conn._made(cast(asyncio.Transport, transport))
@@ -139,7 +146,7 @@ class TcpConnection(RoutedConnection):
         loop: asyncio.AbstractEventLoop,
         *,
         is_initiator: bool,
-        read_buffer_size: int,
+        read_view: memoryview,
         write_high_water: int,
         write_low_water: int,
         on_made: Callable[[TcpConnection], None] | None = None,
@@ -148,7 +155,7 @@ class TcpConnection(RoutedConnection):
         self.is_initiator = is_initiator
         self.local_addr = self.remote_addr = Multiaddr(_UNKNOWN_ADDR)
         self._transport: asyncio.Transport | None = None
-        self._protocol = _TcpProtocol(self, read_buffer_size)
+        self._protocol = _TcpProtocol(self, read_view)
         self._high = write_high_water
         self._low = write_low_water
         self._on_made = on_made
@@ -314,6 +321,7 @@ class TcpTransport(Transport):
         self.backlog = backlog
         self.reuse_port = reuse_port
         self.read_buffer_size = read_buffer_size
+        self._shared_view: memoryview | None = None
         self.write_high_water = write_high_water
         self.write_low_water = low
 
@@ -327,11 +335,17 @@ class TcpTransport(Transport):
         return TcpConnection(
             loop,
             is_initiator=is_initiator,
-            read_buffer_size=self.read_buffer_size,
+            read_view=self._read_view(),
             write_high_water=self.write_high_water,
             write_low_water=self.write_low_water,
             on_made=on_made,
         )
+
+    def _read_view(self) -> memoryview:
+        """The receive buffer shared by this transport's connections (made on first use)."""
+        if self._shared_view is None:
+            self._shared_view = memoryview(bytearray(self.read_buffer_size))
+        return self._shared_view
 
     def can_dial(self, addr: Multiaddr) -> bool:
         return _tcp_target(addr, allow_dns=True) is not None

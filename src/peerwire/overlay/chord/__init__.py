@@ -9,8 +9,9 @@
 """
 
 from .config import CHORD_PROTOCOL, ChordConfig
+from .ideal import ideal_rings
 from .overlay import ChordOverlay
-from .ring import Ring, RingChanges, ideal_rings
+from .ring import Ring, RingChanges
 from .wire import ChordProtocolError, LookupFailed
 
 __all__ = [

@@ -48,7 +48,8 @@ class ChordConfig:
     seed: int | None = None
     """Seeds the node's random source (jitter) together with its PeerId, so one
     config gives every simulated node a different but reproducible stream.
-    None: seeded from os.urandom."""
+    None: drawn at start from the simulator's seeded generator when running on its
+    virtual-clock loop (``loop.rng``), else from os.urandom."""
 
     rpc_timeout: float = 5.0
     """Seconds for one direct RPC (stream open, request, answer)."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...host.middleware import Hook, Middleware
+from ...identity.multiaddr import Multiaddr
 from ...identity.peer_id import PeerId
 from ..base import Overlay, key_for
 from .config import ChordConfig
@@ -45,7 +46,12 @@ _HOOKS = (
 
 
 class ChordOverlay(Overlay):
-    """A node's place in a Chord ring (nnet's improved Chord; classic ownership)."""
+    """A node's place in a Chord ring (nnet's improved Chord; classic ownership).
+
+    ``bootstrap``: addresses to keep redialling while the node has not joined
+    (``Node`` passes its own ``bootstrap=``), so a node whose bootstrap peers
+    were all unreachable at start joins later instead of staying a ring of one.
+    """
 
     name = "chord"
 
@@ -55,10 +61,12 @@ class ChordOverlay(Overlay):
         config: ChordConfig | None = None,
         *,
         middleware: Middleware | None = None,
+        bootstrap: Iterable[Multiaddr] = (),
     ) -> None:
         self.host = host
         self.middleware = middleware if middleware is not None else host.middleware
         self.service = ChordService(host, config)
+        self.service.bootstrap_addrs = list(bootstrap)
         self.config = self.service.config
         self.service.on_changes = self._on_changes
         self.service.priority = self.priority

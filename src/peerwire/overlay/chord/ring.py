@@ -31,8 +31,10 @@ answers "the owner of this start, then the nodes after it", see
 owner; otherwise it forwards greedily into the highest finger interval that
 holds a node before the key. Each greedy hop at least halves the distance to
 the key and the last hop is direct, which keeps a stable ring's routes within
-log2(N) hops. A greedy hop never passes the key, so stale state costs extra
-hops, never a loop round the ring.
+log2(N) hops. A greedy hop never passes the key; a jump to a vouched-for
+owner can overshoot while the answer behind it is stale (a node joined since),
+and the node overshot then steps back through its predecessors. Churn costs
+hops until the next rounds repair the lists; message TTLs bound the rest.
 
 The ring is generic over the peer handle ``P`` (a PeerId in the overlay, any
 hashable in tests and simulations).
@@ -105,6 +107,15 @@ class RingChanges(Generic[P]):
 def _diff(old: tuple[P, ...], new: tuple[P, ...]) -> tuple[tuple[P, ...], tuple[P, ...]]:
     old_set, new_set = set(old), set(new)
     return tuple(p for p in new if p not in old_set), tuple(p for p in old if p not in new_set)
+
+
+_SIZES = (
+    "finger_successors",
+    "min_successors",
+    "max_successors",
+    "min_predecessors",
+    "max_predecessors",
+)
 
 
 def _interval(distance: int) -> int:
@@ -262,15 +273,9 @@ class Ring(Generic[P]):
         Exact (a trial copy of the lists): the overlay asks before dialling, so
         that nodes which would only displace each other are not dialled in vain.
         """
-        trial: Ring[P] = Ring(
-            self.key,
-            self.me,
-            finger_successors=self.finger_successors,
-            min_successors=self.min_successors,
-            max_successors=self.max_successors,
-            min_predecessors=self.min_predecessors,
-            max_predecessors=self.max_predecessors,
-        )
+        trial: Ring[P] = Ring(self.key, self.me)
+        for name in _SIZES:
+            setattr(trial, name, getattr(self, name))
         trial._dists = list(self._dists)
         trial._peers = list(self._peers)
         trial._dist_of = dict(self._dist_of)
@@ -398,11 +403,11 @@ class Ring(Generic[P]):
     def record_run(self, key: int, run: Iterable[P]) -> None:
         """Remember a find-successors answer: ``run[0]`` owns ``key``, each next node the gap after.
 
-        Finger entries certify their owner range only through such answers (not
-        merely because they are the first node we know past a finger start), so
-        a stale finger never makes us jump past a key: that would send the
-        message round the ring. A claim lapses when we learn of a node inside
-        its range, or when its node leaves.
+        Successor-list and finger entries vouch for an owner range only through
+        such answers, never merely because they are the first node we know past
+        a point, so a node we just heard of does not make us jump past a key.
+        A claim lapses when we learn of a node inside its range, or when its
+        node leaves; answers older than a round may still be stale.
         """
         low = (key - self.key) & MASK
         if low:
@@ -447,6 +452,16 @@ class Ring(Generic[P]):
         """Immediate predecessor first."""
         n = len(self._peers)
         return tuple(self._peers[j] for j in range(n - 1, n - 1 - self._pred_n, -1))
+
+    def vouched_successors(self) -> int:
+        """How many of the first successors are known to follow one another (and us).
+
+        Entries past these fill the successor list from other sources (fingers,
+        predecessor lists) and may have unknown nodes between them; the overlay
+        extends the vouched run by asking its last node for its successors.
+        """
+        self._certify()
+        return self._chain
 
     @property
     def successor(self) -> P | None:
@@ -513,7 +528,11 @@ class Ring(Generic[P]):
             return []
         j = bisect_left(dists, d)
         out: list[P] = []
-        if d >= self._certify()[j] and peers[j] not in exclude:
+        behind = j > len(dists) - self._pred_n  # between two of our predecessors
+        if peers[j] not in exclude and (behind or d >= self._certify()[j]):
+            # The owner our lists vouch for; or, for a key between two of our
+            # predecessors, the nearest node we know after it (a short step back,
+            # not a trip round the ring: it knows its predecessors better than we).
             out.append(peers[j])
         idx = j - 1
         while idx >= 0 and len(out) < limit:
@@ -588,41 +607,3 @@ class Ring(Generic[P]):
             return KEY_BITS
         self._certify()
         return min(KEY_BITS, self._dists[max(self._chain, 1) - 1].bit_length())
-
-
-def ideal_rings(
-    nodes: Iterable[tuple[int, P]],
-    *,
-    finger_successors: int = 3,
-    min_successors: int = 8,
-    max_successors: int = 32,
-    min_predecessors: int = 8,
-    max_predecessors: int = 32,
-) -> dict[P, Ring[P]]:
-    """Every node's ring state in a perfectly stabilised ring of ``nodes``.
-
-    For tests and the simulator: each node is offered every other node, which
-    is what a converged ring's lists hold, and records the answers its finger
-    lookups would have brought.
-    """
-    members = list(nodes)
-    rings: dict[P, Ring[P]] = {}
-    for key, peer in members:
-        ring: Ring[P] = Ring(
-            key,
-            peer,
-            finger_successors=finger_successors,
-            min_successors=min_successors,
-            max_successors=max_successors,
-            min_predecessors=min_predecessors,
-            max_predecessors=max_predecessors,
-        )
-        ring.offer(members)
-        ring._record(1, ring.successors())
-        ring._record(None, ring.predecessors()[::-1])
-        for i, _ in ring._windows:
-            # What the finger sweep's lookups record in a stabilised ring.
-            ring._record(1 << i, ring.finger(i))
-        ring._stale = True
-        rings[peer] = ring
-    return rings

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
@@ -23,7 +24,11 @@ from ..._proto import chord_pb2
 from ...errors import InvalidKeyError, PeerwireError, ProtocolError
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
 from ...identity.peer_id import PeerId
+from ...varint import LengthPrefixedReader
 from ..base import KEY_BYTES
+
+if TYPE_CHECKING:
+    from ...mux.stream import Stream
 
 MAX_ADDRS_PER_NODE = 8
 """Addresses kept per node entry; the rest are ignored."""
@@ -191,3 +196,23 @@ class Codec:
             fingers=self._nodes(msg.fingers),
             hops=msg.hops,
         )
+
+
+READ_CHUNK = 64 * 1024
+
+
+async def read_message(stream: Stream, max_size: int) -> bytes:
+    """One varint-length-prefixed message from ``stream`` (bytes may arrive in any pieces).
+
+    Raises :class:`ProtocolError` for a declared length above ``max_size``
+    (before reading the body) or a stream that ends mid-message.
+    """
+    reader = LengthPrefixedReader(max_size)
+    while True:
+        msg = reader.next_message()
+        if msg is not None:
+            return msg
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            raise ChordProtocolError("chord stream ended before a complete message")
+        reader.feed(chunk)
