@@ -22,7 +22,7 @@ def struct_roundtrip(n: int, payload: bytes) -> float:
     t0 = time.perf_counter()
     for i in range(n):
         frame = codec.encode(codec.MESSAGE, i, 1_700_000_000_000, proto, payload, max_size=1 << 22)
-        (env,) = decoder.feed(frame)
+        (_env,) = decoder.feed(frame)
     return n / (time.perf_counter() - t0)
 
 
