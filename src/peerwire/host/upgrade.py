@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import MPLEX, NOISE, PLAINTEXT, YAMUX, Config
 from ..errors import ConnectionLost, HandshakeError, NegotiationError
-from ..mux.session import MuxedConnection, SecureChannel
+from ..mux.session import DEFAULT_STREAM_READ_BUFFER, MuxedConnection, SecureChannel
 from ..mux.yamux import YamuxConfig, YamuxSession
 from ..negotiate.multistream import MultistreamDialer, MultistreamListener
 from ..security.noise import NoiseHandshake
@@ -266,6 +266,11 @@ async def _upgrade(
         remote_public_key=remote_key,
         security_protocol=security,
         muxer_protocol=muxer,
+        # yamux windows already bound each stream's unread bytes; only mplex (no flow
+        # control) needs the socket paused for one slow stream.
+        stream_read_buffer=(
+            config.stream_receive_window + 1 if muxer == YAMUX else DEFAULT_STREAM_READ_BUFFER
+        ),
     )
     initial = [leftover] if leftover else []
     initial.extend(chunk for chunk in pending_plain if chunk)

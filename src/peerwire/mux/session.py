@@ -50,7 +50,7 @@ Buffer = bytes | bytearray | memoryview
 
 DEFAULT_STREAM_READ_BUFFER = 1 << 20
 """Unread bytes one stream may hold before we stop reading the socket (mplex backpressure)."""
-DEFAULT_CONNECTION_READ_BUFFER = 8 << 20
+DEFAULT_CONNECTION_READ_BUFFER = 16 << 20
 """Unread bytes all streams of a connection may hold before we stop reading the socket."""
 FLUSH_THRESHOLD = 256 << 10
 """Queued outgoing bytes that trigger an immediate flush instead of waiting for the loop."""
