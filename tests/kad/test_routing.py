@@ -251,6 +251,11 @@ def test_invariants_under_random_operations(k: int, ops: list[tuple[int, bool]])
             t.ping_result(result.ping, alive, now)
         buckets = t.buckets()
         assert sum(len(b.peers) for b in buckets) == len(t)
+        key = pool[index].to_bytes()[2:]  # any 32 bytes will do as a position
+        target = int.from_bytes(key, "big")
+        brute = sorted(t.peers(), key=lambda p: position(p) ^ target)
+        assert t.closest(key, 3) == brute[:3]
+        assert t.closest(key, 3, exclude=brute[:1]) == brute[1:4]
         for info in buckets:
             assert len(info.peers) <= k
             for peer in info.peers:

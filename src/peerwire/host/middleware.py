@@ -7,21 +7,27 @@ function stops the chain by returning ``False`` (or, for the message hooks, by
 dropping the message). This is nnet's middleware model, mapped onto libp2p's
 connection life cycle; see ``docs/middleware.md`` for the table of hooks.
 
-Three kinds of hook:
+Four kinds of hook:
 
 * **veto** hooks (``NODE_WILL_START``, ``WILL_DIAL``, ``CONNECTION_ACCEPTED``,
   ``PEER_CONNECTED``): ``False`` refuses the operation. A function that
   *raises* also refuses it (fail closed: a broken filter must not let
   everything through) and the exception is logged.
-* **notify** hooks (the others except the message hooks): ``False`` only
-  stops the chain; a function that raises is logged and the chain goes on.
+* **notify** hooks (the others except the message hooks and
+  ``RELAY_PRIORITY``; this includes the overlay hooks ``SUCCESSOR_ADDED`` ...
+  ``NEIGHBOUR_REMOVED``): ``False`` only stops the chain; a function that
+  raises is logged and the chain goes on.
 * **message** hooks (``MESSAGE_RECEIVED``, ``MESSAGE_WILL_SEND``): a
   transform chain, see :meth:`Middleware.run_message`. A function that raises
   drops the message (and is logged).
+* **value** hook ``RELAY_PRIORITY``: each function gets ``(peer, priority)``
+  and returns the new priority; the overlay runs this chain itself (see
+  :meth:`peerwire.overlay.chord.ChordOverlay.priority`).
 
-``CONNECTION_ACCEPTED`` and the message hooks run on synchronous hot paths
-(a transport callback; every message), so only plain functions may be
-registered for them; the other hooks accept ``async def`` functions too.
+``CONNECTION_ACCEPTED``, the message hooks and ``RELAY_PRIORITY`` run on
+synchronous hot paths (a transport callback; every message; every routing
+decision), so only plain functions may be registered for them; the other
+hooks accept ``async def`` functions too.
 
 Why the data layout: the message path calls :meth:`Middleware.has` and
 :meth:`Middleware.run_message` for every message, so each hook keeps a

@@ -33,10 +33,13 @@ make progress again: a plain asyncio loop would hang forever. This one waits
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
+import heapq
 import random
 import selectors
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar, TypeVarTuple, cast
 
 from ..errors import PeerwireError, UsageError
 
@@ -49,14 +52,15 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_Ts = TypeVarTuple("_Ts")
 
 DEFAULT_STALL_TIMEOUT: Final = 60.0
 """Real seconds an idle virtual loop (no ready callback, no timer) waits for a
 thread to wake it before raising :class:`SimulationStalled`."""
 
-_SNAP: Final = 1e-6
-"""When advancing lands this close to the next timer, land exactly on it, so
-float rounding never leaves a due timer one loop pass early."""
+_MIN_CANCELLED_TIMERS: Final = 100
+"""Rebuild the timer heap once more than this many (and half of all) timers
+are cancelled ones (``asyncio.timeout`` cancels most of what it schedules)."""
 
 
 class SimulationStalled(PeerwireError):
@@ -97,13 +101,10 @@ class _VirtualSelector(selectors.BaseSelector):
         return self._real.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        """Poll the self-pipe; ``timeout=None`` waits for another thread (see the loop)."""
         loop = self._loop
         assert loop is not None
-        if self.woken:
-            self.woken = False
-            events = self._real.select(0)
-            if events:
-                return events
+        self.woken = False
         if timeout is None:
             # Idle with no timer: only another thread (or a signal) can wake us.
             events = self._real.select(loop.stall_timeout)
@@ -114,9 +115,7 @@ class _VirtualSelector(selectors.BaseSelector):
                     "something that can no longer happen (deadlock?)"
                 )
             return events
-        if timeout > 0:
-            loop._advance(timeout)
-        return []
+        return self._real.select(0)
 
     def close(self) -> None:
         self._real.close()
@@ -133,8 +132,6 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     decision from (:func:`current_rng` finds it from inside the loop).
     """
 
-    _scheduled: list[asyncio.TimerHandle]  # BaseEventLoop's timer heap
-
     def __init__(
         self,
         *,
@@ -147,6 +144,9 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self.stall_timeout = stall_timeout
         self.rng = random.Random(seed)
         """The simulation's random number generator (seeded)."""
+        # Timers as (when, sequence, handle): compared in C, and FIFO among equal times.
+        self._timers: list[tuple[float, int, Any]] = []
+        self._timer_seq = 0
         super().__init__(selector)
         selector._loop = self
         selector._sealed = True  # the self-pipe is registered; nothing else may be
@@ -157,15 +157,6 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         """The virtual clock, in seconds."""
         return self._now
 
-    def _advance(self, seconds: float) -> None:
-        target = self._now + seconds
-        scheduled = self._scheduled
-        if scheduled:
-            when = scheduled[0].when()
-            if abs(when - target) < _SNAP:
-                target = max(when, self._now)
-        self._now = target
-
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds`` at once (timers due by then fire next pass).
 
@@ -175,6 +166,79 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         if seconds < 0:
             raise UsageError("the virtual clock cannot go backwards")
         self._now += seconds
+
+    # ------------------------------------------------------------ scheduling
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """As :meth:`asyncio.AbstractEventLoop.call_at`, on the virtual clock."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        base: Any = self  # BaseEventLoop internals are not in the type stubs
+        base._check_closed()
+        if base._debug:
+            base._check_thread()
+        timer: Any = asyncio.TimerHandle(when, callback, args, self, context)
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (when, self._timer_seq, timer))
+        timer._scheduled = True
+        return cast(asyncio.TimerHandle, timer)
+
+    def _run_once(self) -> None:
+        """One loop pass: what BaseEventLoop._run_once does, minus the waiting.
+
+        Nothing ready: jump the clock to the earliest timer (no selector call
+        at all unless another thread wrote to the self-pipe, or no timer is
+        left, when only a thread can still wake us).
+        """
+        base: Any = self  # BaseEventLoop internals are not in the type stubs
+        timers: list[tuple[float, int, Any]] = self._timers
+        ready: collections.deque[Any] = base._ready
+        cancelled = base._timer_cancelled_count
+        if cancelled > _MIN_CANCELLED_TIMERS and cancelled * 2 > len(timers):
+            kept = []
+            for entry in timers:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            timers[:] = kept
+            base._timer_cancelled_count = 0
+        while timers and timers[0][2]._cancelled:
+            base._timer_cancelled_count -= 1
+            heapq.heappop(timers)[2]._scheduled = False
+        selector = self._vselector
+        if ready or base._stopping:
+            if selector.woken:
+                base._process_events(selector.select(0))
+        elif timers:
+            if selector.woken:
+                base._process_events(selector.select(0))
+            if not ready and timers[0][0] > self._now:
+                self._now = timers[0][0]
+        else:
+            base._process_events(selector.select(None))
+        now = self._now
+        while timers and timers[0][0] <= now:
+            handle = heapq.heappop(timers)[2]
+            handle._scheduled = False
+            ready.append(handle)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    def close(self) -> None:
+        timers: list[tuple[float, int, Any]] = self._timers
+        for entry in timers:
+            entry[2]._scheduled = False
+        timers.clear()
+        super().close()
 
     def _write_to_self(self) -> None:
         self._vselector.woken = True

@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -130,20 +129,20 @@ class HostStats:
 
 
 class SimConnection(MemoryConnection):
-    """A memory connection end that knows its host and carries its direction's queue."""
+    """A memory connection end that knows its host (and its direction's link state)."""
 
     host: str
     """Name of the host that owns this end."""
     _peer: SimConnection
-
-    def _sim_init(self, host: str) -> None:
-        self.host = host
-        self._sim_queue: deque[tuple[float, MemoryPacket]] = deque()
-        self._sim_timer: asyncio.TimerHandle | None = None
-        self._sim_last_arrival = 0.0
-        self._sim_busy_until = 0.0
-        self._sim_held: list[MemoryPacket] = []
-        self._sim_doomed = False
+    # Link state, as class defaults so that an end that never needs one stores nothing.
+    _sim_last_arrival = 0.0
+    """When our latest packet reaches the peer: the next may not arrive earlier."""
+    _sim_busy_until = 0.0
+    """When our direction finishes serialising its latest packet (bandwidth)."""
+    _sim_held: list[MemoryPacket] | None = None
+    """Packets held by a partition, oldest first."""
+    _sim_doomed = False
+    """A reset is on its way to us (we kept writing into a black hole)."""
 
     @property
     def sim_lost(self) -> bool:
@@ -186,7 +185,7 @@ class SimTransport(MemoryTransport):
             write_high_water=self.write_high_water,
             write_low_water=self.write_low_water,
         )
-        conn._sim_init(self.host)
+        conn.host = self.host
         self.network._track(conn)
         return conn
 
@@ -312,38 +311,39 @@ class SimNetwork(MemoryNetwork):
         assert isinstance(sender, SimConnection)
         src = sender.host
         dst = sender._peer.host
-        stats = self.stats[src]
         if src in self._down or dst in self._down:
             self._blackhole(sender, packet)
             return
-        if sender._sim_held or (self._island and not self.reachable(src, dst)):
+        if sender._sim_held is not None or (self._island and not self.reachable(src, dst)):
             self._hold(sender, packet)
             return
         size = len(packet.data)
+        stats = self.stats[src]
         stats.packets_sent += 1
         stats.bytes_sent += size
         spec = self.link(src, dst)
-        extra = self._egress_delay.get(src, 0.0) if self._egress_delay else 0.0
-        if spec.ideal and not extra and not sender._sim_queue:
-            self._arrive(sender, packet)
-            return
         loop = sender._loop
         now = loop.time()
         at = now
         if spec.bandwidth is not None and size:
             at = max(at, sender._sim_busy_until) + size / spec.bandwidth
             sender._sim_busy_until = at
-        at += spec.latency + extra
+        at += spec.latency
+        if self._egress_delay:
+            at += self._egress_delay.get(src, 0.0)
         if spec.jitter:
             at += self.rng.random() * spec.jitter
         if spec.loss and size:
             at += self._retransmit_delay(size, spec)
-        if at < sender._sim_last_arrival:
-            at = sender._sim_last_arrival
+        last = sender._sim_last_arrival
+        if at <= last:
+            # Never overtake (or tie with: the timer heap is not FIFO) an earlier packet.
+            at = math.nextafter(last, math.inf)
+        elif at <= now:
+            self._arrive(sender, packet)  # an ideal link with nothing in flight
+            return
         sender._sim_last_arrival = at
-        sender._sim_queue.append((at, packet))
-        if sender._sim_timer is None:
-            sender._sim_timer = loop.call_at(at, self._drain, sender)
+        loop.call_at(at, self._arrive, sender, packet)
 
     def _retransmit_delay(self, size: int, spec: LinkSpec) -> float:
         """Extra delay of the slowest segment of a ``size``-byte packet (see module doc)."""
@@ -356,24 +356,15 @@ class SimNetwork(MemoryNetwork):
             worst = max(worst, losses)
         return spec.rto * ((1 << worst) - 1)
 
-    def _drain(self, sender: SimConnection) -> None:
-        sender._sim_timer = None
-        queue = sender._sim_queue
-        now = sender._loop.time()
-        while queue and queue[0][0] <= now:
-            _, packet = queue.popleft()
-            if sender._peer.host in self._down:
-                self._blackhole(sender, packet)
-            else:
-                self._arrive(sender, packet)
-        if queue:
-            sender._sim_timer = sender._loop.call_at(queue[0][0], self._drain, sender)
-
     def _arrive(self, sender: SimConnection, packet: MemoryPacket) -> None:
-        stats = self.stats[sender._peer.host]
+        receiver = sender._peer
+        if receiver.host in self._down:
+            self._blackhole(sender, packet)
+            return
+        stats = self.stats[receiver.host]
         stats.packets_received += 1
         stats.bytes_received += len(packet.data)
-        sender._peer._arrive(packet)
+        receiver._arrive(packet)
 
     def _blackhole(self, sender: SimConnection, packet: MemoryPacket) -> None:
         self.stats[sender.host].packets_blackholed += 1
@@ -383,6 +374,8 @@ class SimNetwork(MemoryNetwork):
             sender._loop.call_later(self.user_timeout, sender._arrive, _RESET)
 
     def _hold(self, sender: SimConnection, packet: MemoryPacket) -> None:
+        if sender._sim_held is None:
+            sender._sim_held = []
         sender._sim_held.append(packet)
         if sender not in self._blocked:
             now = sender._loop.time()
@@ -393,7 +386,7 @@ class SimNetwork(MemoryNetwork):
         if self._blocked.get(sender) != since:
             return  # released (and maybe blocked again later) in between
         del self._blocked[sender]
-        sender._sim_held.clear()
+        sender._sim_held = None
         sender._arrive(_RESET)
         sender._peer._arrive(_RESET)
 
@@ -402,7 +395,7 @@ class SimNetwork(MemoryNetwork):
             if not self.reachable(sender.host, sender._peer.host):
                 continue
             del self._blocked[sender]
-            held, sender._sim_held = sender._sim_held, []
+            held, sender._sim_held = sender._sim_held or [], None
             for packet in held:
                 self.schedule_delivery(sender, packet)
 

@@ -42,11 +42,11 @@ def ideal_rings(
             max_predecessors=max_predecessors,
         )
         ring.offer(members)
-        # What the successor and predecessor checks and the finger sweep's
-        # lookups would have recorded.
-        ring.record_run(key + 1, ring.successors())
-        ring.record_predecessors(ring.predecessors())
+        # What the finger sweep's lookups and then (every round) the successor
+        # and predecessor checks would have recorded.
         for i, _ in ring.distinct_fingers():
             ring.record_run(finger_start(key, i), ring.finger(i))
+        ring.record_run(key + 1, ring.successors())
+        ring.record_predecessors(ring.predecessors())
         rings[peer] = ring
     return rings

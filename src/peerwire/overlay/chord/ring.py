@@ -126,6 +126,7 @@ class Ring(Generic[P]):
     """Successor, predecessor and finger lists of the node ``me`` at ring position ``key``."""
 
     __slots__ = (
+        "_all_fingers",
         "_bits",
         "_cert",
         "_chain",
@@ -186,6 +187,7 @@ class Ring(Generic[P]):
         """How many of our first successors are known to follow each other."""
         self._stale = False
         """The lists or claims changed since ``_cert`` and ``_chain`` were computed."""
+        self._all_fingers: list[tuple[P, ...]] | None = None
 
     # ---------------------------------------------------------------- updates
     def offer(self, entries: Iterable[tuple[int, P]]) -> RingChanges[P]:
@@ -333,6 +335,7 @@ class Ring(Generic[P]):
             self._windows, self._fingers = [], {}
             self._bits = set()
             self._stale = True
+            self._all_fingers = None
             return set()
         self._bits = {d.bit_length() for d in dists}
         nonempty = len(self._bits)
@@ -359,6 +362,7 @@ class Ring(Generic[P]):
                 keep.add(j)
                 fingers.setdefault(peers[j], _interval(dists[j]))
         self._windows, self._fingers = windows, fingers
+        self._all_fingers = None
         self._stale = True
         return keep
 
@@ -431,7 +435,7 @@ class Ring(Generic[P]):
                 low = None  # a node we do not keep: the chain goes on, unclaimed
                 continue
             if low is not None and low <= d:
-                claims[peer] = min(low, claims.get(peer, low))
+                claims[peer] = low  # the latest answer wins: older ones may be stale
             low = d + 1
 
     # ------------------------------------------------------------------ views
@@ -480,8 +484,11 @@ class Ring(Generic[P]):
         return tuple(self._peers[(m + a) % n] for a in range(min(self.finger_successors, n)))
 
     def fingers(self) -> list[tuple[P, ...]]:
-        """All 256 finger lists (list ``i`` starts at ``id + 2**i``)."""
-        return [self.finger(i) for i in range(KEY_BITS)]
+        """All 256 finger lists (list ``i`` starts at ``id + 2**i``); cached per change."""
+        cached = self._all_fingers
+        if cached is None:
+            cached = self._all_fingers = [self.finger(i) for i in range(KEY_BITS)]
+        return list(cached)
 
     def distinct_fingers(self) -> list[tuple[int, P]]:
         """``(lowest finger index, first node)`` for each distinct finger window, nearest first."""

@@ -20,6 +20,7 @@ from ..._proto import dht_pb2
 from ...errors import InvalidKeyError
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
 from ...identity.peer_id import PeerId
+from ...varint import encode_uvarint
 from .errors import KadProtocolError
 
 MAX_ADDRS_PER_PEER = 32
@@ -105,8 +106,33 @@ def _fill_peer(out: dht_pb2.Message.Peer, peer: KadPeer) -> None:
     out.connection = int(peer.connection)  # type: ignore[assignment]
 
 
+_CLOSER_TAG = b"\x42"  # field 8 (closerPeers), length-delimited
+_PROVIDER_TAG = b"\x4a"  # field 9 (providerPeers), length-delimited
+_encoded_peers: dict[KadPeer, bytes] = {}
+
+
+def encode_peer(peer: KadPeer) -> bytes:
+    """The serialized ``Message.Peer`` of ``peer``; cached like parsed ids (same bound)."""
+    raw = _encoded_peers.get(peer)
+    if raw is None:
+        pb = dht_pb2.Message.Peer()
+        _fill_peer(pb, peer)
+        raw = pb.SerializeToString()
+        if len(_encoded_peers) >= PARSE_CACHE_SIZE:
+            del _encoded_peers[next(iter(_encoded_peers))]
+        _encoded_peers[peer] = raw
+    return raw
+
+
 def encode(msg: KadMessage) -> bytes:
-    """Serialize ``msg`` (without the length prefix)."""
+    """Serialize ``msg`` (without the length prefix).
+
+    The scalar fields go through protobuf; the peer lists are appended as
+    ready-made (cached) field encodings. Protobuf allows fields in any order
+    and repeated fields as consecutive entries, so the result is exactly what
+    a parser expects. Answers name the same peers over and over, and building
+    them one protobuf object at a time was the costliest part of serving.
+    """
     pb = dht_pb2.Message()
     pb.type = int(msg.type)  # type: ignore[assignment]
     if msg.key:
@@ -118,11 +144,12 @@ def encode(msg: KadMessage) -> bytes:
         pb.record.value = msg.record.value
         if msg.record.time_received:
             pb.record.timeReceived = msg.record.time_received
-    for peer in msg.closer:
-        _fill_peer(pb.closerPeers.add(), peer)
-    for peer in msg.providers:
-        _fill_peer(pb.providerPeers.add(), peer)
-    return pb.SerializeToString()
+    parts = [pb.SerializeToString()]
+    for tag, peers in ((_CLOSER_TAG, msg.closer), (_PROVIDER_TAG, msg.providers)):
+        for peer in peers:
+            raw = encode_peer(peer)
+            parts += (tag, encode_uvarint(len(raw)), raw)
+    return b"".join(parts)
 
 
 def _peers(

@@ -155,14 +155,32 @@ class RoutingTable:
     def closest(
         self, key: bytes, count: int | None = None, *, exclude: Iterable[PeerId] = ()
     ) -> list[PeerId]:
-        """Up to ``count`` (default k) peers nearest to position ``key``, nearest first."""
+        """Up to ``count`` (default k) peers nearest to position ``key``, nearest first.
+
+        Only the buckets that can hold the answer are sorted. With ``c`` the
+        bucket of ``key``, distances fall in bands: bucket ``c`` is nearest,
+        then every bucket above ``c`` (one band: they all differ from ``key``
+        at bit ``c``), then ``c-1``, ``c-2``, ... So whole bands are gathered
+        until there are enough, and only those are sorted.
+        """
         target = int.from_bytes(key, "big")
-        ranked = [(pos ^ target, peer) for peer, pos in self._positions.items()]
-        ranked.sort()  # positions are distinct, so PeerIds are never compared
         limit = self.k if count is None else count
         skip = set(exclude)
-        if skip:
-            return [peer for _, peer in ranked if peer not in skip][:limit]
+        buckets = self._buckets
+        c = self.bucket_index(target)
+        bands: list[list[_Bucket]] = [[buckets[c]], buckets[c + 1 :]]
+        bands.extend([buckets[i]] for i in range(c - 1, -1, -1))
+        ranked: list[tuple[int, PeerId]] = []
+        for band in bands:
+            for bucket in band:
+                ranked.extend(
+                    (entry.position ^ target, peer)
+                    for peer, entry in bucket.peers.items()
+                    if peer not in skip
+                )
+            if len(ranked) >= limit:
+                break
+        ranked.sort()  # positions are distinct, so PeerIds are never compared
         return [peer for _, peer in ranked[:limit]]
 
     def next_hop(self, key: bytes) -> PeerId | None:

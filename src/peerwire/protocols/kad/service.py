@@ -516,7 +516,12 @@ class KadService:
 
     # ------------------------------------------------------------ DHT API
     async def find_peer(self, peer: PeerId | str) -> PeerInfo:
-        """Where ``peer`` can be reached; :class:`NotFound` if no lookup answer names it."""
+        """Where ``peer`` can be reached; :class:`NotFound` if no lookup answer names it.
+
+        Answers at once when we are connected to ``peer``. Otherwise a FIND_NODE
+        lookup runs until some peer names it with addresses (or it answers us
+        itself), as js-libp2p does; the addresses are not dialled to check them.
+        """
         target = PeerId.from_string(peer) if isinstance(peer, str) else peer
         if target == self.peer_id:
             return PeerInfo(target, self._own_addrs())
