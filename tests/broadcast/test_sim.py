@@ -27,7 +27,7 @@ async def coverage(seed: int, runs: list[tuple[str, int]]) -> dict[tuple[str, in
         seed=seed, link=LinkSpec(latency=0.01, jitter=0.005), fast_crypto=True, overlay=None
     )
     faults = MessageFaults(drop=0.05, protocols=frozenset({BCAST_PROTOCOL}))
-    nodes = sim.add_nodes(NODES, faults=faults)
+    nodes = [sim.add_node(faults=faults) for _ in range(NODES)]
     for sim_node in nodes:
         await sim.start(sim_node)
     members = [n.peer_id for n in nodes]

@@ -187,7 +187,8 @@ def test_refresh_keys_fall_into_their_buckets() -> None:
             t.add(peer, 0.0)
     buckets = t.buckets()
     assert len(buckets) >= 5
-    keys = t.buckets_needing_refresh(100.0, 50.0, random.Random(1))
+    t.rng = random.Random(1)
+    keys = t.buckets_needing_refresh(100.0, interval=50.0)
     # Every bucket is stale (never refreshed): one key per non-last bucket, plus the
     # self lookup for the last bucket.
     assert keys[-1] == LOCAL
@@ -195,20 +196,21 @@ def test_refresh_keys_fall_into_their_buckets() -> None:
     for index, key in enumerate(keys[:-1]):
         assert t.bucket_index(hashlib.sha256(key).digest()) == index
     # Same seed, same keys (the simulator relies on it).
-    assert keys == t.buckets_needing_refresh(100.0, 50.0, random.Random(1))
+    t.rng = random.Random(1)
+    assert keys == t.buckets_needing_refresh(100.0, interval=50.0)
 
 
 def test_refreshed_buckets_are_not_stale_until_the_interval_passes() -> None:
     rng = random.Random(12)
-    t = table(k=2)
+    t = table(k=2, refresh_interval=600.0)
     for cpl in range(3):
         for peer in peers_with_cpl(LOCAL, cpl, 2, rng):
             t.add(peer, 0.0)
-    keys = t.buckets_needing_refresh(0.0, 600.0, rng)
+    keys = t.buckets_needing_refresh(0.0)
     for key in keys:
         t.mark_refreshed(hashlib.sha256(key).digest(), 10.0)
-    assert t.buckets_needing_refresh(300.0, 600.0, rng) == []
-    assert len(t.buckets_needing_refresh(610.0, 600.0, rng)) == len(keys)
+    assert t.buckets_needing_refresh(300.0) == []
+    assert len(t.buckets_needing_refresh(610.0)) == len(keys)
     for info in t.buckets():
         assert info.last_refreshed == 10.0
 
@@ -220,7 +222,7 @@ def test_non_empty_only_skips_empty_buckets() -> None:
     deep = peers_with_cpl(LOCAL, 4, 1, rng)[0]
     t.add(far, 0.0)
     t.add(deep, 0.0)  # splits bucket 0 -> buckets 1..3 stay empty
-    keys = t.buckets_needing_refresh(0.0, 0.0, rng, non_empty_only=True)
+    keys = t.buckets_needing_refresh(0.0, interval=0.0, non_empty_only=True)
     assert len(keys) == 2
     assert t.bucket_index(hashlib.sha256(keys[0]).digest()) == 0
     assert keys[1] == LOCAL

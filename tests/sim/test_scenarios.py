@@ -43,7 +43,8 @@ def test_kademlia_row_n10() -> None:
 
 
 def test_kademlia_row_n100() -> None:
-    result = simulate(dataclasses.replace(FAST, nodes=100, boot=5, lookups=40, sends=10))
+    scenario = dataclasses.replace(FAST, nodes=100, boot=5, lookups=40, sends=10, bucket_size=10)
+    result = simulate(scenario)
     s = result.summary()
     assert s["bootstrap_pct"] == 100.0
     assert s["lookup_pct"] >= 99.0

@@ -105,7 +105,7 @@ class MuxedConnection:
         self._unflushed = 0
         self._closed = False
         self._close_exc: BaseException | None = None
-        self._closed_event = asyncio.Event()
+        self._closed_event: asyncio.Event | None = None  # made when first awaited (~0.9 KB)
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._next_ping = 1
@@ -167,7 +167,7 @@ class MuxedConnection:
     async def close(self) -> None:
         """Gracefully close: go-away, flush queued frames, close the socket."""
         if self._closed:
-            await self._closed_event.wait()
+            await self.wait_closed()
             return
         try:
             self._core.go_away(0)
@@ -176,7 +176,7 @@ class MuxedConnection:
             pass
         self.raw.close()
         self._shutdown(ClosedError("connection closed"), None)
-        await self._closed_event.wait()
+        await self.wait_closed()
 
     def abort(self, exc: BaseException | None = None) -> None:
         """Close at once (protocol violation, limits); streams fail with ``exc``."""
@@ -186,6 +186,10 @@ class MuxedConnection:
         self._shutdown(ConnectionLost(str(exc) if exc else "connection aborted"), exc)
 
     async def wait_closed(self) -> None:
+        if self._closed:
+            return
+        if self._closed_event is None:
+            self._closed_event = asyncio.Event()
         await self._closed_event.wait()
 
     def _shutdown(self, stream_exc: BaseException, cause: BaseException | None) -> None:
@@ -203,7 +207,8 @@ class MuxedConnection:
                 fut.set_exception(ConnectionLost("connection closed before pong"))
         self._pings.clear()
         self._wake_drainers(stream_exc)
-        self._closed_event.set()
+        if self._closed_event is not None:
+            self._closed_event.set()
         try:
             self.on_closed(self, cause)
         except Exception:

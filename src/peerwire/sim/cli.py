@@ -67,6 +67,14 @@ _FRACTION = click.FloatRange(0.0, 1.0)
     type=click.FloatRange(0.0, 0.99),
     help="Packet loss, modelled as TCP retransmission delay (no bytes are lost).",
 )
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0, None),
+    help="Close connections idle this long (s); bounds memory of large networks.",
+)
+@click.option(
+    "--max-connections", type=click.IntRange(1, None), help="Per node; default: max(512, N+16)."
+)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--fast-crypto", is_flag=True, help="Plaintext instead of Noise (simulator only).")
 @click.option(
@@ -99,6 +107,8 @@ def sim_command(
     jitter: float,
     bandwidth: float | None,
     link_loss: float,
+    idle_timeout: float | None,
+    max_connections: int | None,
     seed: int,
     fast_crypto: bool,
     memory: str,
@@ -133,6 +143,8 @@ def sim_command(
             disconnect=disconnect,
             disconnect_mode="reset" if disconnect_mode == "reset" else "silent",
             link=LinkSpec(latency=latency, jitter=jitter, bandwidth=bandwidth, loss=link_loss),
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
             seed=seed,
             fast_crypto=fast_crypto,
             memory="tracemalloc"

@@ -63,6 +63,11 @@ def _detail(result: ScenarioResult) -> Table:
             + ("unlimited" if link.bandwidth is None else f"{link.bandwidth:g} B/s"),
         ),
         ("faults", s["faults"]),
+        (
+            "max connections / idle timeout",
+            f"{sc.connection_limit} / "
+            + ("default" if sc.idle_timeout is None else f"{sc.idle_timeout:g} s"),
+        ),
         ("live nodes", f"{s['live_nodes']} ({result.crashed} crashed)"),
         ("bootstrapped (live)", _pct(s["bootstrap_pct"])),
         ("bootstrap time median", _secs(s["bootstrap_time_median"])),
@@ -83,7 +88,7 @@ def _detail(result: ScenarioResult) -> Table:
         ("messages per node", _num(s["messages_per_node"], "{:.1f}")),
         ("packets per node", _num(s["packets_per_node"], "{:.0f}")),
         ("simulated time", _secs(s["sim_time"])),
-        ("wall time", _secs(s["wall_time"])),
+        ("wall time (CPU time)", f"{_secs(s['wall_time'])} ({_secs(s['cpu_time'])})"),
         ("memory per node (peak)", _mem(s["memory_per_node"])),
     ]
     for name, value in rows:
@@ -106,7 +111,7 @@ def _matrix(results: Sequence[ScenarioResult]) -> Table:
         "lookup s med/p95",
         "send %",
         "msgs/node",
-        "wall",
+        "wall (cpu)",
         "mem/node",
     ):
         table.add_column(name, justify="left" if name == "faults" else "right")
@@ -126,7 +131,7 @@ def _matrix(results: Sequence[ScenarioResult]) -> Table:
             f"{_num(s['lookup_time_median'], '{:.2f}')}/{_num(s['lookup_time_p95'], '{:.2f}')}",
             _pct(s["send_pct"]),
             _num(s["messages_per_node"], "{:.1f}"),
-            _secs(s["wall_time"]),
+            f"{s['wall_time']:.0f} ({s['cpu_time']:.0f}) s",
             _mem(s["memory_per_node"]),
         )
     return table

@@ -100,6 +100,10 @@ class Scenario:
     """Every node's ``Config.max_connections``; None: ``max(512, nodes + 16)``, so
     that boot nodes (which every joining node dials) never refuse anyone. Lower
     it to study what the limit does to bootstrap."""
+    idle_timeout: float | None = None
+    """Every node's ``Config.idle_timeout`` (close connections without streams after
+    this long); None: the library default. Lower it to bound the connections (and
+    memory) of large networks, as a connection manager would."""
     seed: int = 1
     fast_crypto: bool = False
     memory: MemoryMode = "rss"
@@ -113,6 +117,11 @@ class Scenario:
                 raise UsageError(f"{name} must be a fraction in [0, 1]")
         if self.lookups < 0 or self.sends < 0:
             raise UsageError("lookups and sends must be >= 0")
+
+    @property
+    def connection_limit(self) -> int:
+        """The ``max_connections`` every node runs with."""
+        return self.max_connections or max(512, self.nodes + 16)
 
     @property
     def fault_label(self) -> str:
@@ -262,9 +271,12 @@ class _Run:
     def __init__(self, scenario: Scenario, driver: OverlayDriver) -> None:
         self.sc = scenario
         self.driver = driver
-        limit = scenario.max_connections or max(512, scenario.nodes + 16)
+        limit = scenario.connection_limit
+        config = Config(max_connections=limit, max_pending_handshakes=max(64, limit // 8))
+        if scenario.idle_timeout is not None:
+            config = dataclasses.replace(config, idle_timeout=scenario.idle_timeout)
         base = driver.configure(
-            Config(max_connections=limit, max_pending_handshakes=max(64, limit // 8)),
+            config,
             OverlayParams(
                 bucket_size=scenario.bucket_size,
                 bucket_count=scenario.bucket_count,

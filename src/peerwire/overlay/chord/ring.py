@@ -29,9 +29,11 @@ every round), and the nodes a find-successors answer named (a finger lookup
 answers "the owner of this start, then the nodes after it", see
 :meth:`Ring.record_run`). :meth:`Ring.next_hops` jumps straight to such an
 owner; otherwise it forwards greedily into the highest finger interval that
-holds a node before the key. Each greedy hop at least halves the distance to
-the key and the last hop is direct, which keeps a stable ring's routes within
-log2(N) hops. A greedy hop never passes the key; a jump to a vouched-for
+holds a node before the key. In a stable ring each greedy hop at least halves
+the distance to the key and the last hop, from the successor lists (about
+2 log2 N long), is direct; every route of the tests on ideal rings of 16, 100
+and 1,000 random ids stays within log2(N) hops (halving alone would not
+promise that). A greedy hop never passes the key; a jump to a vouched-for
 owner can overshoot while the answer behind it is stale (a node joined since),
 and the node overshot then steps back through its predecessors. Churn costs
 hops until the next rounds repair the lists; message TTLs bound the rest.

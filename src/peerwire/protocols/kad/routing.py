@@ -111,6 +111,8 @@ class RoutingTable:
         bucket_count: int = KEY_BITS,
         ping_after: float = 30.0,
         max_failures: int = 2,
+        refresh_interval: float = 600.0,
+        rng: random.Random | None = None,
     ) -> None:
         if k < 1 or not 1 <= bucket_count <= KEY_BITS:
             raise UsageError("k must be >= 1 and bucket_count in 1..256")
@@ -121,6 +123,9 @@ class RoutingTable:
         self.bucket_count = bucket_count
         self.ping_after = ping_after
         self.max_failures = max_failures
+        self.refresh_interval = refresh_interval
+        self.rng = rng if rng is not None else random.Random(0)
+        """Source of refresh keys (the caller seeds it; the default is fixed, for tests)."""
         self._buckets: list[_Bucket] = [_Bucket(float("-inf"))]
         self._index: dict[PeerId, int] = {}
         self._positions: dict[PeerId, int] = {}  # every stored peer, for closest()
@@ -293,18 +298,20 @@ class RoutingTable:
     def buckets_needing_refresh(
         self,
         now: float,
-        interval: float,
-        rng: random.Random,
         *,
+        interval: float | None = None,
         non_empty_only: bool = False,
     ) -> list[bytes]:
         """Lookup keys (wire keys: their sha256 falls in the bucket) for stale buckets.
 
         A bucket is stale when no lookup passed through it for ``interval``
-        seconds (``interval=0``: every bucket). The last bucket, and any
+        seconds (default ``refresh_interval``; 0: every bucket). The last bucket, and any
         bucket the bounded random search could not hit, map to our own id:
         a self lookup. The result has no duplicates.
         """
+        if interval is None:
+            interval = self.refresh_interval
+        rng = self.rng
         last = len(self._buckets) - 1
         wanted = [
             i

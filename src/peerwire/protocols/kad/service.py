@@ -153,12 +153,15 @@ class KadService:
         self.host = host
         self.config = cfg = config or KadConfig()
         self.peer_id = host.peer_id
+        self.rng = _make_rng(cfg.seed, host.peer_id)
         self.table = RoutingTable(
             host.peer_id.to_bytes(),
             k=cfg.k,
             bucket_count=cfg.bucket_count,
             ping_after=cfg.ping_after,
             max_failures=cfg.max_failures,
+            refresh_interval=cfg.refresh_interval,
+            rng=self.rng,
         )
         self.records = RecordStore(
             cfg.validator,
@@ -173,7 +176,6 @@ class KadService:
             ttl=cfg.provider_ttl,
             reprovide_interval=cfg.reprovide_interval,
         )
-        self.rng = _make_rng(cfg.seed, host.peer_id)
         self.metrics = KadMetrics()
         self.lookup_listeners: list[Callable[[LookupReport], None]] = []
         """Called (synchronously) with a :class:`LookupReport` after every lookup."""
@@ -246,17 +248,15 @@ class KadService:
         self._bootstrap_peers = [p for p in peers if p != self.peer_id]
         own = self.peer_id.to_bytes()
         await self._lookup("bootstrap", own, self._find_node(own), seeds=self._bootstrap_peers)
-        keys = self.table.buckets_needing_refresh(self._now(), 0.0, self.rng, non_empty_only=True)
+        keys = self.table.buckets_needing_refresh(self._now(), interval=0.0, non_empty_only=True)
         await self._refresh_keys([key for key in keys if key != own])
         if self._bootstrap_peers and not len(self.table):
             log.warning("kad bootstrap of %s found no peers", self.peer_id)
 
     async def refresh(self) -> int:
-        """Refresh every bucket no lookup went through for ``refresh_interval``; returns
-        how many lookups ran."""
-        keys = self.table.buckets_needing_refresh(
-            self._now(), self.config.refresh_interval, self.rng
-        )
+        """Refresh every bucket no lookup went through for ``refresh_interval`` (every
+        bucket if it is 0) with a lookup of a random key in it; returns how many ran."""
+        keys = self.table.buckets_needing_refresh(self._now())
         await self._refresh_keys(keys)
         return len(keys)
 
