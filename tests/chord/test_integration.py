@@ -213,3 +213,27 @@ def test_simulator_driver_runs_a_scenario() -> None:
     summary = simulate(scenario, driver=ChordDriver()).summary()
     assert summary["bootstrap_pct"] == 100.0
     assert summary["lookup_pct"] == 100.0
+
+
+def test_two_rings_sharing_one_connection_merge() -> None:
+    # The extreme of a "loopy" ring: two complete rings that know nothing of each
+    # other. The periodic self-check through a random connected peer merges them.
+    async def body(sim: Simulation) -> None:
+        rng = sim.rng("boot")
+        rings = []
+        for _ in range(2):
+            first = sim.add_node()
+            await sim.start(first)
+            group = [first]
+            for _ in range(7):
+                node = sim.add_node(bootstrap=[rng.choice(group)])
+                await sim.start(node)
+                group.append(node)
+            rings.append(group)
+        for group in rings:
+            nodes = [n.node for n in group]
+            assert await wait_for(lambda ns=nodes: Truth(ns).problems(), limit=60) == []
+        await rings[0][0].node.connect(rings[1][0].addr)
+        assert await wait_for(lambda: truth(sim).problems(), limit=600, step=5.0) == []
+
+    simulate(body, seed=8)

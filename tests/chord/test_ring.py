@@ -299,6 +299,14 @@ def test_owner_run_lists_the_true_successors() -> None:
     assert answered > 20
 
 
+def test_guess_run_names_the_known_nodes_after_the_key() -> None:
+    ring: Ring[int] = Ring(1000, 1000)
+    ring.offer([(p, p) for p in (500, 2000, 3000)])
+    assert ring.guess_run(1500, 2) == [2000, 3000]
+    assert ring.guess_run(800, 2) == [1000, 2000]  # ours: us, then our successors
+    assert ring.guess_run(3500, 2) == [500, 2000]  # wraps round (we are not in our lists)
+
+
 # ------------------------------------------------------------ broadcast
 def tree_deliveries(rings: dict[int, Ring[int]], origin: int) -> dict[int, int]:
     got: dict[int, int] = {}

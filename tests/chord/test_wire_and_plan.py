@@ -60,6 +60,7 @@ def test_request_round_trip(
     st.lists(nodes, max_size=10).map(tuple),
     st.lists(nodes, max_size=10).map(tuple),
     st.integers(0, 2**32 - 1),
+    st.booleans(),
 )
 def test_response_round_trip(
     status: Status,
@@ -67,9 +68,17 @@ def test_response_round_trip(
     pred: tuple[NodeInfo, ...],
     fingers: tuple[NodeInfo, ...],
     hops: int,
+    approximate: bool,
 ) -> None:
     codec = Codec(64)
-    resp = Response(status=status, successors=succ, predecessors=pred, fingers=fingers, hops=hops)
+    resp = Response(
+        status=status,
+        successors=succ,
+        predecessors=pred,
+        fingers=fingers,
+        hops=hops,
+        approximate=approximate,
+    )
     assert codec.decode_response(codec.encode_response(resp)) == resp
 
 

@@ -150,6 +150,23 @@ def test_cli_runs_a_scenario_as_json() -> None:
     assert summary["send_pct"] == 100.0
 
 
+def test_cli_plot_without_matplotlib_fails_before_running(tmp_path: Path) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("matplotlib is installed")
+    done = subprocess.run(
+        [sys.executable, "-m", "peerwire.cli", "sim", "--plot", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "pip install 'peerwire[plot]'" in done.stderr
+
+
 def test_cli_refuses_an_unknown_overlay() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "peerwire.cli", "sim", "--overlay", "nope", "--nodes", "4"],

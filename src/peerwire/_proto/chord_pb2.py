@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpeerwire/_proto/chord.proto\x12\x0epeerwire.chord\"!\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\r\n\x05\x61\x64\x64rs\x18\x02 \x03(\x0c\"\xcf\x01\n\x07Request\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.peerwire.chord.Request.Type\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x0b\n\x03ttl\x18\x04 \x01(\r\x12\x14\n\x0csender_addrs\x18\x05 \x03(\x0c\"Y\n\x04Type\x12\x08\n\x04PING\x10\x00\x12\x13\n\x0f\x46IND_SUCCESSORS\x10\x01\x12\x15\n\x11GET_SUCC_AND_PRED\x10\x02\x12\n\n\x06NOTIFY\x10\x03\x12\x0f\n\x0bGET_FINGERS\x10\x04\"\xf3\x01\n\x08Response\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.peerwire.chord.Response.Status\x12(\n\nsuccessors\x18\x02 \x03(\x0b\x32\x14.peerwire.chord.Node\x12*\n\x0cpredecessors\x18\x03 \x03(\x0b\x32\x14.peerwire.chord.Node\x12%\n\x07\x66ingers\x18\x04 \x03(\x0b\x32\x14.peerwire.chord.Node\x12\x0c\n\x04hops\x18\x05 \x01(\r\"+\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\r\n\tNOT_READY\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpeerwire/_proto/chord.proto\x12\x0epeerwire.chord\"!\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\r\n\x05\x61\x64\x64rs\x18\x02 \x03(\x0c\"\xcf\x01\n\x07Request\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.peerwire.chord.Request.Type\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x0b\n\x03ttl\x18\x04 \x01(\r\x12\x14\n\x0csender_addrs\x18\x05 \x03(\x0c\"Y\n\x04Type\x12\x08\n\x04PING\x10\x00\x12\x13\n\x0f\x46IND_SUCCESSORS\x10\x01\x12\x15\n\x11GET_SUCC_AND_PRED\x10\x02\x12\n\n\x06NOTIFY\x10\x03\x12\x0f\n\x0bGET_FINGERS\x10\x04\"\x88\x02\n\x08Response\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.peerwire.chord.Response.Status\x12(\n\nsuccessors\x18\x02 \x03(\x0b\x32\x14.peerwire.chord.Node\x12*\n\x0cpredecessors\x18\x03 \x03(\x0b\x32\x14.peerwire.chord.Node\x12%\n\x07\x66ingers\x18\x04 \x03(\x0b\x32\x14.peerwire.chord.Node\x12\x0c\n\x04hops\x18\x05 \x01(\r\x12\x13\n\x0b\x61pproximate\x18\x06 \x01(\x08\"+\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\r\n\tNOT_READY\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUEST_TYPE']._serialized_start=201
   _globals['_REQUEST_TYPE']._serialized_end=290
   _globals['_RESPONSE']._serialized_start=293
-  _globals['_RESPONSE']._serialized_end=536
-  _globals['_RESPONSE_STATUS']._serialized_start=493
-  _globals['_RESPONSE_STATUS']._serialized_end=536
+  _globals['_RESPONSE']._serialized_end=557
+  _globals['_RESPONSE_STATUS']._serialized_start=514
+  _globals['_RESPONSE_STATUS']._serialized_end=557
 # @@protoc_insertion_point(module_scope)

@@ -42,7 +42,7 @@ class Request(_message.Message):
     def __init__(self, type: _Optional[_Union[Request.Type, str]] = ..., key: _Optional[bytes] = ..., count: _Optional[int] = ..., ttl: _Optional[int] = ..., sender_addrs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("status", "successors", "predecessors", "fingers", "hops")
+    __slots__ = ("status", "successors", "predecessors", "fingers", "hops", "approximate")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OK: _ClassVar[Response.Status]
@@ -56,9 +56,11 @@ class Response(_message.Message):
     PREDECESSORS_FIELD_NUMBER: _ClassVar[int]
     FINGERS_FIELD_NUMBER: _ClassVar[int]
     HOPS_FIELD_NUMBER: _ClassVar[int]
+    APPROXIMATE_FIELD_NUMBER: _ClassVar[int]
     status: Response.Status
     successors: _containers.RepeatedCompositeFieldContainer[Node]
     predecessors: _containers.RepeatedCompositeFieldContainer[Node]
     fingers: _containers.RepeatedCompositeFieldContainer[Node]
     hops: int
-    def __init__(self, status: _Optional[_Union[Response.Status, str]] = ..., successors: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., predecessors: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., fingers: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., hops: _Optional[int] = ...) -> None: ...
+    approximate: bool
+    def __init__(self, status: _Optional[_Union[Response.Status, str]] = ..., successors: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., predecessors: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., fingers: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., hops: _Optional[int] = ..., approximate: bool = ...) -> None: ...

@@ -129,6 +129,8 @@ def sim_command(
     from .scenarios import matrix as make_matrix
 
     try:
+        if plot_path:
+            report.check_plotting()
         base = Scenario(
             nodes=nodes,
             boot=min(boot, nodes),

@@ -14,6 +14,8 @@ Built in:
   by the simulator, so it measures dial + deliver only.
 * ``"kademlia"``: ``Node(overlay="kademlia")``; a lookup is ``node.dht.find_peer``,
   with rounds and messages from the DHT's own lookup reports.
+* ``"chord"``: :class:`peerwire.overlay.chord.simdriver.ChordDriver`, imported
+  when first asked for.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -192,9 +195,20 @@ class KademliaDriver(OverlayDriver):
         return _dht(node).metrics.requests_received
 
 
+def _lazy(module: str, name: str) -> Callable[[], OverlayDriver]:
+    """A factory that imports the driver's module only when a scenario asks for it."""
+
+    def factory() -> OverlayDriver:
+        driver: OverlayDriver = getattr(importlib.import_module(module), name)()
+        return driver
+
+    return factory
+
+
 DRIVERS: dict[str, Callable[[], OverlayDriver]] = {
     "mesh": MeshDriver,
     "kademlia": KademliaDriver,
+    "chord": _lazy("peerwire.overlay.chord.simdriver", "ChordDriver"),
 }
 """Overlay name -> driver factory (see :func:`register_driver`)."""
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from ..errors import UsageError
 from .scenarios import ScenarioResult
 
-__all__ = ["plot", "render", "to_json"]
+__all__ = ["check_plotting", "plot", "render", "to_json"]
 
 _MISSING_MATPLOTLIB = (
     "--plot needs matplotlib, an optional extra: pip install 'peerwire[plot]' "
@@ -149,6 +149,14 @@ def render(results: Sequence[ScenarioResult], console: Console | None = None) ->
 def to_json(results: Sequence[ScenarioResult]) -> str:
     """One JSON document: ``{"results": [{"scenario", "summary", "metrics", "phases"}...]}``."""
     return json.dumps({"results": [r.to_dict() for r in results]}, indent=2)
+
+
+def check_plotting() -> None:
+    """UsageError now (before a long run) if :func:`plot` would fail for want of matplotlib."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(_MISSING_MATPLOTLIB)
 
 
 def plot(results: Sequence[ScenarioResult], path: str | Path) -> Path:

@@ -66,6 +66,12 @@ class ChordConfig:
     """Finger starts looked up per stabilisation round (a sweep over the distinct
     fingers beyond the successor list takes about log2(N / successors) lookups,
     so about 10 s in a ring of 1,000 with the defaults)."""
+    self_check_every: int = 5
+    """Every this many rounds (0: never), ask a random connected peer to look up our
+    own successor. Simultaneous joins can leave a "loopy" ring (two interleaved
+    cycles, each consistent on its own) that successor checks alone never merge
+    (Liben-Nowell et al., 2002); an answer routed through the other cycle names a
+    closer successor, and adopting it joins the cycles."""
     probe_interval: float = 60.0
     """Every neighbour is contacted at least this often (a ping RPC when nothing else
     reached it), which detects silent failures, measures RTTs for relay priority and
@@ -125,6 +131,8 @@ class ChordConfig:
         for name in ("stabilize_interval", "rpc_timeout", "lookup_timeout", "probe_interval"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"ChordConfig.{name} must be > 0")
+        if self.self_check_every < 0:
+            raise UsageError("ChordConfig.self_check_every must be >= 0")
         for name in ("dead_peer_ttl", "prune_after", "unknown_rtt"):
             if getattr(self, name) < 0:
                 raise UsageError(f"ChordConfig.{name} must be >= 0")

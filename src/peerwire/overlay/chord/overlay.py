@@ -162,7 +162,11 @@ class ChordOverlay(Overlay):
         return [(p, int_to_key(k)) for p, k in self.service.ring.tree_children(position)]
 
     async def find_successors(self, key: bytes | PeerId, count: int = 1) -> list[PeerId]:
-        """Ask the ring for the owner of ``key`` and the ``count - 1`` nodes after it."""
+        """Ask the ring for the owner of ``key`` and the ``count - 1`` nodes after it.
+
+        While the ring changes (the owner is joining or unreachable) the answer
+        may be another node's best guess. Raises ``LookupFailed`` with no answer.
+        """
         found = await self.service.lookup(key_for(key), max(1, count))
         return [info.peer_id for info in found]
 

@@ -581,6 +581,20 @@ class Ring(Generic[P]):
                 break
         return out
 
+    def guess_run(self, key: int, count: int) -> list[P]:
+        """The ``count`` nodes we know at or after ``key``: a best guess at its successors.
+
+        For when the owner cannot be asked (it is unreachable or still joining):
+        a joining node is better served by a guess that stabilisation then
+        corrects than by no answer.
+        """
+        if self.is_responsible(key):
+            return [self.me, *self._peers[: count - 1]]
+        dists, peers = self._dists, self._peers
+        j = bisect_left(dists, (key - self.key) & MASK)
+        n = len(peers)
+        return [peers[(j + a) % n] for a in range(min(count, n))]
+
     # ------------------------------------------------------------- broadcast
     def tree_children(self, limit: int | None = None) -> list[tuple[P, int]]:
         """Children of this node in a broadcast tree covering ``(self, limit)``.

@@ -8,10 +8,10 @@ costs a stream negotiation per RPC (about 1 ms of CPU per RPC in the
 simulator), which is fine at the rate a ring needs: about 1.6 RPCs per node
 per second with the defaults once stable.
 
-find-successors is recursive: each node answers from its own lists when they
-certify the owner (see :meth:`Ring.owner_run`) and otherwise forwards the
-request to its next hop, over connections it already has; no lookup dials
-intermediate nodes. Only nodes the ring wants to keep are dialled.
+find-successors is recursive: the owner of the key answers (itself, then its
+successors); every other node forwards the request to its next hop, over
+connections it already has, so no lookup dials intermediate nodes. Only nodes
+the ring wants to keep are dialled.
 
 Every callback runs in the node's event loop; time is ``loop.time()`` only and
 randomness comes from one seeded :class:`random.Random`, so a simulation on a
@@ -331,6 +331,13 @@ class ChordService:
         itself when our lists name it: that checks the entry). A key we are
         responsible for is answered locally. Raises :class:`LookupFailed`.
         """
+        found, _ = await self.lookup_answer(key, count, via=via)
+        return found
+
+    async def lookup_answer(
+        self, key: bytes, count: int, *, via: PeerId | None = None
+    ) -> tuple[list[NodeInfo], bool]:
+        """:meth:`lookup`, and whether the answer is only a guess (not from the owner)."""
         cfg = self.config
         position = key_to_int(key)
         if via is not None:
@@ -339,7 +346,7 @@ class ChordService:
             hops = self.ring.next_hops(position, self.priority, limit=cfg.lookup_attempts)
             if not hops:
                 run = self.ring.owner_run(position, count) or [self.host.peer_id]
-                return [self._info(p) for p in run]
+                return [self._info(p) for p in run], False
         req = self._request(
             RequestType.FIND_SUCCESSORS, key=key, count=count, ttl=cfg.max_lookup_hops
         )
@@ -356,7 +363,7 @@ class ChordService:
                         continue
                     if resp.status is Status.OK and resp.successors:
                         self._heard(hop)
-                        return list(resp.successors)
+                        return list(resp.successors), resp.approximate
                     errors.append(f"{hop}: {resp.status.name}")
         except Timeout as exc:
             errors.append(str(exc))
@@ -379,11 +386,12 @@ class ChordService:
             if req.sender_addrs:
                 self.host.peerstore.add_addrs(peer, req.sender_addrs)
             self._dead.pop(peer, None)  # it is talking to us: alive
+            resp = await self._answer(peer, req)
             if self.ready and peer not in self.ring:
-                # Every caller is a ring member asking for something: the implicit notify.
+                # Every caller is a ring member asking for something: the implicit
+                # notify (after answering: a joining node asks where *it* belongs).
                 self._apply(self.ring.offer([(self.position_of(peer), peer)]))
             self._heard(peer)
-            resp = await self._answer(peer, req)
             await stream.write(encode_length_prefixed(self.codec.encode_response(resp)))
         finally:
             self._inbound -= 1
@@ -405,8 +413,11 @@ class ChordService:
             return Response(status=Status.NOT_READY)
         count = max(1, min(req.count, self.config.max_nodes_per_message))
         position = key_to_int(req.key)
-        run = ring.owner_run(position, count)
-        if run is not None:
+        if ring.is_responsible(position):
+            # Only the owner answers: a node that merely vouches for another as the
+            # owner may be stale (a node joined in between); sending the request
+            # there costs one hop and lets the owner check for itself.
+            run = ring.owner_run(position, count) or [self.host.peer_id]
             return Response(successors=tuple(self._info(p) for p in run))
         if req.ttl == 0:
             return Response(status=Status.FAILED)
@@ -414,6 +425,7 @@ class ChordService:
         hops = ring.next_hops(
             position, self.priority, exclude=(peer,), limit=self.config.lookup_attempts
         )
+        not_ready = False
         for hop in hops:
             try:
                 resp = await self._call(hop, forward, self.config.rpc_timeout)
@@ -424,8 +436,18 @@ class ChordService:
                 continue
             if resp.status is Status.OK and resp.successors:
                 self._heard(hop)
-                return Response(successors=resp.successors, hops=resp.hops + 1)
-        return Response(status=Status.FAILED)
+                return Response(
+                    successors=resp.successors,
+                    hops=resp.hops + 1,
+                    approximate=resp.approximate,
+                )
+            not_ready = not_ready or resp.status is Status.NOT_READY
+        # The owner is still joining (others join at the same time) or unreachable:
+        # answer from our lists, marked as a guess (the asker records no claims).
+        guess = ring.owner_run(position, count) if not_ready else None
+        if guess is None:
+            guess = ring.guess_run(position, count)
+        return Response(successors=tuple(self._info(p) for p in guess), approximate=True)
 
     # ------------------------------------------------------------------ join
     async def join(self, bootstrap: Sequence[PeerId]) -> None:
@@ -470,14 +492,19 @@ class ChordService:
                 if not await self._dial(peer):
                     errors.append(f"{peer}: unreachable")
                     continue
+                # The owner of the key just after ours is our successor, whether or
+                # not the ring already knows us.
+                after = self.position + 1
                 try:
-                    found = await self.lookup(self.key, self.config.max_successors, via=peer)
+                    found, guess = await self.lookup_answer(
+                        int_to_key(after), self.config.max_successors, via=peer
+                    )
                 except LookupFailed as exc:
                     errors.append(str(exc))
                     continue
                 await self._adopt([*found, NodeInfo(peer)])
-                # The owner of our key (no node has it) owns the key after it too.
-                self.ring.record_run(self.position + 1, [i.peer_id for i in found])
+                if not guess:
+                    self.ring.record_run(after, [i.peer_id for i in found])
                 if self.ring.successor is None:
                     errors.append(f"{peer}: no reachable successor among the answer")
                     continue
@@ -510,7 +537,27 @@ class ChordService:
             probes = self.plan.probes(self.ring, now)
             if probes:
                 await asyncio.gather(*(self._direct(p, RequestType.PING) for p in probes))
+            if self.plan.self_check_due():
+                await self._self_check()
             self._prune(asyncio.get_running_loop().time())
+
+    async def _self_check(self) -> None:
+        """Look up our own successor through a random connected peer (see ``self_check_every``).
+
+        The answer travels that peer's routes, not ours: in a ring split into
+        interleaved cycles it names a successor of ours from the other cycle,
+        which the lists then take (it is closer), and the cycles merge.
+        """
+        me = self.host.peer_id
+        via = self.plan.pick([p for p in self.host.connected_peers() if p != me])
+        if via is None:
+            return
+        try:
+            found = await self.lookup(int_to_key(self.position + 1), 2, via=via)
+        except LookupFailed as exc:
+            log.debug("chord: self check through %s failed: %s", via, exc)
+            return
+        await self._adopt(found)
 
     async def _check(self, *, first: bool) -> None:
         """Ask our successor (or predecessor) for its lists; fall back past failed ones."""
@@ -556,12 +603,15 @@ class ChordService:
                 return
             start = finger_start(self.position, index)
             try:
-                found = await self.lookup(int_to_key(start), k)
+                found, guess = await self.lookup_answer(int_to_key(start), k)
             except LookupFailed as exc:
                 log.debug("chord: finger %d lookup failed: %s", index, exc)
                 self.plan.finger_done(index, None)
                 continue
             await self._adopt(found)
+            if guess:
+                self.plan.finger_done(index, None)
+                continue
             self.ring.record_run(start, [info.peer_id for info in found])
             first = found[0].peer_id
             if first == self.host.peer_id:

@@ -10,7 +10,9 @@ Each round (every ``stabilize_interval`` seconds, jittered) the adapter:
 3. looks up up to ``finger_lookups_per_round`` finger starts, sweeping the
    distinct fingers beyond the successor list (see :class:`Stabilizer`);
 4. pings neighbours nobody has heard from for ``probe_interval`` seconds;
-5. closes connections it opened to peers that left every list.
+5. every ``self_check_every`` rounds, has a random connected peer look up our
+   own successor (this merges a ring that concurrent joins left "loopy");
+6. closes connections it opened to peers that left every list.
 
 This module decides the *what* (which finger next, whom to probe, when a
 peer has failed too often, how long to sleep); :mod:`.service` does the I/O.
@@ -31,7 +33,7 @@ P = TypeVar("P", bound=Hashable)
 class Stabilizer(Generic[P]):
     """Per-node maintenance bookkeeping: contact times, failure counts, finger sweep."""
 
-    __slots__ = ("_config", "_cursor", "_failures", "_heard", "_rng")
+    __slots__ = ("_config", "_cursor", "_failures", "_heard", "_rng", "_rounds")
 
     def __init__(self, config: ChordConfig, rng: random.Random) -> None:
         self._config = config
@@ -41,6 +43,17 @@ class Stabilizer(Generic[P]):
         self._failures: dict[P, int] = {}
         self._cursor = 0
         """Next finger index the sweep looks at."""
+        self._rounds = 0
+
+    def self_check_due(self) -> bool:
+        """Counts a round; True on every ``self_check_every``-th one."""
+        self._rounds += 1
+        every = self._config.self_check_every
+        return bool(every) and self._rounds % every == 0
+
+    def pick(self, peers: list[P]) -> P | None:
+        """A random one of ``peers`` (from the seeded generator), None if there are none."""
+        return peers[self._rng.randrange(len(peers))] if peers else None
 
     # ------------------------------------------------------------------ timing
     def next_delay(self) -> float:

@@ -82,6 +82,8 @@ class Response:
     predecessors: tuple[NodeInfo, ...] = ()
     fingers: tuple[NodeInfo, ...] = ()
     hops: int = 0
+    approximate: bool = False
+    """A find-successors answer not from the owner (unreachable, or still joining)."""
 
 
 def _fill_node(msg: chord_pb2.Node, node: NodeInfo) -> None:
@@ -169,7 +171,11 @@ class Codec:
 
     # --------------------------------------------------------------- responses
     def encode_response(self, resp: Response) -> bytes:
-        msg = chord_pb2.Response(status=int(resp.status), hops=resp.hops)  # type: ignore[arg-type]
+        msg = chord_pb2.Response(
+            status=int(resp.status),  # type: ignore[arg-type]
+            hops=resp.hops,
+            approximate=resp.approximate,
+        )
         limit = self.max_nodes
         for node in resp.successors[:limit]:
             _fill_node(msg.successors.add(), node)
@@ -195,6 +201,7 @@ class Codec:
             predecessors=self._nodes(msg.predecessors),
             fingers=self._nodes(msg.fingers),
             hops=msg.hops,
+            approximate=msg.approximate,
         )
 
 
