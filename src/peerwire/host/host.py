@@ -594,15 +594,33 @@ class Host:
         await stream.close()
 
     async def new_stream(
-        self, peer: PeerId, protocols: str | Sequence[str], *, conn: MuxedConnection | None = None
+        self,
+        peer: PeerId,
+        protocols: str | Sequence[str],
+        *,
+        conn: MuxedConnection | None = None,
+        lazy: bool = False,
     ) -> Stream:
-        """Open a stream to ``peer`` (dialling if needed) and negotiate one of ``protocols``."""
+        """Open a stream to ``peer`` (dialling if needed) and negotiate one of ``protocols``.
+
+        ``lazy=True`` (one protocol only) returns at once and lets the first
+        write travel behind the proposal, saving a round trip; a refusal then
+        fails the stream's reads with :class:`NegotiationError`. Only for
+        request/response use, where the caller reads the answer anyway: a
+        one-way sender would never learn that its bytes were refused.
+        """
         wanted = [protocols] if isinstance(protocols, str) else list(protocols)
         if not wanted:
             raise UsageError("no protocol given")
+        if lazy and len(wanted) != 1:
+            raise UsageError("lazy negotiation proposes exactly one protocol")
         if conn is None:
             conn = await self.connect_peer(peer)
         stream = conn.open_stream()
+        if lazy:
+            stream.protocol = wanted[0]
+            stream._negotiate_lazily(MultistreamDialer(wanted, lazy=True))
+            return stream
         try:
             async with deadline(self.config.negotiate_timeout, f"negotiating {wanted}"):
                 stream.protocol = await negotiate_outbound(stream, wanted)

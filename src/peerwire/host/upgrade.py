@@ -104,9 +104,16 @@ async def negotiate(
     read: Callable[[], Awaitable[bytes]],
     write: Callable[[bytes], object],
 ) -> tuple[str, bytes]:
-    """Drive a multistream-select core to agreement; returns (protocol, leftover bytes)."""
+    """Drive a multistream-select core to agreement; returns (protocol, leftover bytes).
+
+    A listener holds its header until the dialer's first bytes arrive, so header
+    and answer usually leave in one write (one packet fewer per connection); a
+    dialer that waits for our header first still gets it after sending its own.
+    """
+    hold = isinstance(core, MultistreamListener)
     while True:
-        out = core.data_to_send()
+        out = b"" if hold else core.data_to_send()
+        hold = False
         if out:
             result = write(out)
             if asyncio.iscoroutine(result):

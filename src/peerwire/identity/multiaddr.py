@@ -25,7 +25,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, NoReturn
+from typing import Final, NoReturn, TypeVar
 
 from ..errors import InvalidKeyError, ProtocolError, UsageError
 from ..varint import decode_uvarint, encode_uvarint
@@ -46,6 +46,24 @@ is at most 253); the cap bounds what a peer can make us store per address."""
 
 MAX_MULTIADDR_TEXT_LENGTH: Final = 4096
 """Longest text multiaddr parsed (checked before any work is done)."""
+
+_K = TypeVar("_K", str, bytes)
+
+PARSE_CACHE_SIZE: Final = 4096
+"""Parsed forms remembered per representation (text, binary). A node parses the
+same few addresses again and again (every identify, every DHT answer); parsing
+is pure, so a bounded cache of valid inputs is safe."""
+
+_Parsed = tuple[tuple["_Component", ...], tuple[bytes, ...]]
+_TEXT_CACHE: dict[str, _Parsed] = {}
+_BINARY_CACHE: dict[bytes, _Parsed] = {}
+
+
+def _remember(cache: dict[_K, _Parsed], key: _K, parsed: _Parsed) -> None:
+    if len(cache) >= PARSE_CACHE_SIZE:
+        cache.clear()  # cheap and bounded; a hot address is parsed again once
+    cache[key] = parsed
+
 
 
 class InvalidMultiaddr(UsageError):
@@ -263,9 +281,18 @@ class Multiaddr:
         if isinstance(addr, Multiaddr):
             self._init(addr._components, addr._chunks)
         elif isinstance(addr, str):
-            self._init(*self._parse_text(addr))
+            parsed = _TEXT_CACHE.get(addr)
+            if parsed is None:
+                parsed = self._parse_text(addr)
+                _remember(_TEXT_CACHE, addr, parsed)
+            self._init(*parsed)
         elif isinstance(addr, bytes | bytearray | memoryview):
-            self._init(*self._parse_binary(bytes(addr)))
+            data = bytes(addr)
+            parsed = _BINARY_CACHE.get(data)
+            if parsed is None:
+                parsed = self._parse_binary(data)
+                _remember(_BINARY_CACHE, data, parsed)
+            self._init(*parsed)
         else:
             raise TypeError(f"Multiaddr() takes str, bytes or Multiaddr, not {type(addr)}")
 

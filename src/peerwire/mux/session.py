@@ -102,6 +102,7 @@ class MuxedConnection:
         self._unread_total = 0
         self._reading_paused = False
         self._flush_scheduled = False
+        self._accepted_in_chunk = False
         self._unflushed = 0
         self._closed = False
         self._close_exc: BaseException | None = None
@@ -231,9 +232,17 @@ class MuxedConnection:
             self._fail(exc)
             return
         self.last_activity = self._loop.time()
-        # Flush now rather than on the next loop pass: whatever handling this chunk
-        # queued (replies, window updates) still leaves in one write, one hop sooner.
-        self._flush()
+        if self._accepted_in_chunk:
+            # A new inbound stream's handler starts on the next loop pass and
+            # usually answers at once (multistream echo, often the reply too):
+            # flush after it, so the stream's ACK leaves with that answer in one
+            # write instead of alone (the ACK is never later than that pass).
+            self._accepted_in_chunk = False
+            self._flush_soon()
+        else:
+            # Flush now rather than on the next loop pass: whatever handling this
+            # chunk queued (replies, window updates) leaves in one write, one hop sooner.
+            self._flush()
 
     def _feed_plaintext(self, data: bytes) -> None:
         try:
@@ -302,6 +311,7 @@ class MuxedConnection:
             # PingReceived: the core already queued the answer.
 
     def _accept_stream(self, stream_id: int) -> None:
+        self._accepted_in_chunk = True
         stream = Stream(self, stream_id, initiator=False)
         self.streams[stream_id] = stream
         self._dispatch_stream(stream)

@@ -14,10 +14,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import ClosedError, ConnectionLost, IncompleteReadError, StreamReset, UsageError
+from ..errors import (
+    ClosedError,
+    ConnectionLost,
+    IncompleteReadError,
+    NegotiationError,
+    PeerwireError,
+    StreamReset,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from ..identity.peer_id import PeerId
+    from ..negotiate.multistream import MultistreamDialer
     from .session import MuxedConnection
 
 Buffer = bytes | bytearray | memoryview
@@ -34,6 +43,7 @@ class Stream:
         "_buffered",
         "_chunks",
         "_error",
+        "_negotiator",
         "_preacked",
         "_push",
         "_push_end",
@@ -66,6 +76,7 @@ class Stream:
         self._push: Callable[[bytes], None] | None = None
         self._push_end: Callable[[BaseException | None], None] | None = None
         self._push_paused = False
+        self._negotiator: MultistreamDialer | None = None
 
     # ------------------------------------------------------------------ info
     @property
@@ -89,8 +100,54 @@ class Stream:
             f"{'closed' if self.is_closed else 'open'}>"
         )
 
+    # ------------------------------------------------------- lazy negotiation
+    def _negotiate_lazily(self, dialer: MultistreamDialer) -> None:
+        """Send ``dialer``'s proposal now and check the listener's echo as it arrives.
+
+        The caller may write application bytes at once: they travel behind the
+        proposal, saving the round trip of waiting for the echo (go-libp2p does
+        the same when the peerstore says the protocol is supported). Until the
+        echo is in, received bytes go to ``dialer``; a refusal (``na``) or a
+        malformed answer fails the stream with that error and resets it.
+        """
+        self._negotiator = dialer
+        self._session._send(self, dialer.data_to_send())
+
+    def _negotiation_input(self, data: bytes) -> bytes | None:
+        """Feed the pending lazy negotiation; the application bytes behind the echo.
+
+        None when the stream failed (or nothing is left for the application).
+        """
+        dialer = self._negotiator
+        assert dialer is not None
+        try:
+            dialer.receive_data(data)
+        except PeerwireError as exc:
+            self._negotiator = None
+            self._session._consumed(self, len(data))
+            self._fail_negotiation(exc)
+            return None
+        if dialer.lazy_pending:
+            self._session._consumed(self, len(data))
+            return None
+        self._negotiator = None
+        rest = dialer.take_leftover()
+        if len(rest) < len(data):
+            self._session._consumed(self, len(data) - len(rest))
+        return rest or None
+
+    def _fail_negotiation(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._session._reset(self)
+            self._on_error(exc)
+
     # ------------------------------------------------------- session -> stream
     def _on_data(self, data: bytes) -> None:
+        if self._negotiator is not None:
+            rest = self._negotiation_input(data)
+            if rest is None:
+                return
+            data = rest
         if self._read_closed:
             # We said we will not read any more: discard, but give the window back.
             self._session._consumed(self, len(data))
@@ -105,6 +162,12 @@ class Stream:
         self._wake_reader()
 
     def _on_eof(self) -> None:
+        if self._negotiator is not None:
+            self._negotiator = None
+            self._fail_negotiation(
+                NegotiationError(f"stream ended before the listener accepted {self.protocol!r}")
+            )
+            return
         self._read_eof = True
         self._wake_reader()
         if self._push_end is not None and not self._chunks and not self._push_paused:

@@ -396,12 +396,18 @@ class KadService:
         try:
             async with asyncio.timeout(cfg.request_timeout):
                 conn = await self._connect(peer)
-                stream = await self.host.new_stream(peer, cfg.protocol, conn=conn)
+                # A request expecting an answer goes out lazily with its FIN: proposal,
+                # request and half-close in one write, echo + answer + FIN back in
+                # one (a refusal still fails the read). One round trip per RPC.
+                stream = await self.host.new_stream(
+                    peer, cfg.protocol, conn=conn, lazy=reply
+                )
                 try:
                     await stream.write(encode_length_prefixed(encode(request)))
                     if not reply:
                         await stream.close()
                         return request
+                    await stream.close_write()
                     reader = LengthPrefixedReader(cfg.max_message_size)
                     body = await read_message(stream, reader)
                 except BaseException:
