@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .errors import UsageError
+from .overlay.chord.config import ChordConfig
 from .protocols.broadcast.config import BroadcastConfig
 from .protocols.kad.config import KadConfig
 from .protocols.relay.config import RelayConfig
@@ -93,6 +94,11 @@ class Config:
     """Kademlia DHT settings (k, alpha, timeouts, record limits, client/server mode),
     used when the node runs ``overlay="kademlia"``. See
     :class:`peerwire.protocols.kad.KadConfig`."""
+
+    chord: ChordConfig = field(default_factory=ChordConfig)
+    """Chord overlay settings (finger successors, list sizes, stabilisation period,
+    RPC and lookup timeouts, pruning), used when the node runs ``overlay="chord"``.
+    See :class:`peerwire.overlay.chord.ChordConfig`."""
 
     relay: RelayConfig = field(default_factory=RelayConfig)
     """Routed messages (``node.route`` / ``route_request``): TTL, retries, signing,

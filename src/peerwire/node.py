@@ -114,10 +114,7 @@ class Node:
         elif overlay == "chord":
             from .overlay.chord import ChordOverlay
 
-            # Config.chord (a ChordConfig) when the Config has one; defaults otherwise.
-            self.overlay = ChordOverlay(
-                self.host, getattr(self.config, "chord", None), bootstrap=self._bootstrap
-            )
+            self.overlay = ChordOverlay(self.host, self.config.chord, bootstrap=self._bootstrap)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:

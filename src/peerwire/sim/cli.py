@@ -23,14 +23,27 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not modes:
+        raise click.BadParameter(
+            "expected at least one broadcast mode", param_hint="--broadcast-modes"
+        )
+    return modes
+
+
 _FRACTION = click.FloatRange(0.0, 1.0)
 
 
 @click.command("sim")
 @click.option("--nodes", "-n", default=100, show_default=True, type=click.IntRange(2, None))
 @click.option("--boot", default=5, show_default=True, type=click.IntRange(1, None))
-@click.option("--overlay", default="kademlia", show_default=True, help="kademlia | mesh | ...")
-@click.option("--bucket-size", type=click.IntRange(1, None), help="Kademlia k.")
+@click.option(
+    "--overlay", default="kademlia", show_default=True, help="kademlia | chord | mesh | ..."
+)
+@click.option(
+    "--bucket-size", type=click.IntRange(1, None), help="Kademlia k; Chord: nodes per finger list."
+)
 @click.option("--bucket-count", type=click.IntRange(1, 256), help="Kademlia bucket count.")
 @click.option("--lookups", default=100, show_default=True, type=click.IntRange(0, None))
 @click.option(
@@ -41,10 +54,51 @@ _FRACTION = click.FloatRange(0.0, 1.0)
     help="Messages to nodes the sender does not know (lookup, dial, deliver).",
 )
 @click.option(
+    "--routes",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Relayed messages (node.route) to random keys/nodes (chord, kademlia).",
+)
+@click.option(
+    "--route-to",
+    type=click.Choice(["keys", "nodes", "mixed"]),
+    default="mixed",
+    show_default=True,
+    help="Route to random keys, to random live nodes' ids, or alternate.",
+)
+@click.option(
+    "--broadcasts",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Broadcasts per mode (coverage, deliveries, duplicates, frames).",
+)
+@click.option(
+    "--broadcast-modes",
+    default="push,pull,tree",
+    show_default=True,
+    help="Comma-separated broadcast modes to run (tree needs --overlay chord).",
+)
+@click.option(
+    "--tree-copies",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 255),
+    help="Spanning trees per tree broadcast (copies=K).",
+)
+@click.option(
+    "--flow-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, None, min_open=True),
+    help="Simulated seconds a routed message or a broadcast is waited for.",
+)
+@click.option(
     "--loss",
     default=0.0,
     type=_FRACTION,
-    help="Fraction of received requests/messages every node drops (application level).",
+    help="Fraction of received requests/messages (relay, broadcast frames too) every node drops.",
 )
 @click.option("--delay", default=0.0, type=_FRACTION, help="Fraction of requests answered late.")
 @click.option("--delay-by", default=2.0, show_default=True, type=click.FloatRange(0, None))
@@ -98,6 +152,12 @@ def sim_command(
     bucket_count: int | None,
     lookups: int,
     sends: int,
+    routes: int,
+    route_to: str,
+    broadcasts: int,
+    broadcast_modes: str,
+    tree_copies: int,
+    flow_timeout: float,
     loss: float,
     delay: float,
     delay_by: float,
@@ -139,6 +199,12 @@ def sim_command(
             bucket_count=bucket_count,
             lookups=lookups,
             sends=sends,
+            routes=routes,
+            route_to="keys" if route_to == "keys" else "nodes" if route_to == "nodes" else "mixed",
+            broadcasts=broadcasts,
+            broadcast_modes=_modes(broadcast_modes),
+            tree_copies=tree_copies,
+            flow_timeout=flow_timeout,
             drop=loss,
             delay=delay,
             delay_by=delay_by,

@@ -6,16 +6,25 @@ whether one node already knows another, and how to run one lookup. Register a
 new overlay (Chord) with :func:`register_driver`; the matrix, metrics, report
 and CLI then work for it unchanged.
 
+The relay and broadcast flows (:mod:`.overlay_flows`) also ask the driver
+what the overlay supports (:attr:`OverlayDriver.supports_relay`,
+:attr:`OverlayDriver.broadcast_modes`) and which node *should* receive a
+routed key (:meth:`OverlayDriver.owner`), so that a delivery is checked
+against the overlay's own ownership rule, computed from the live nodes.
+
 Built in:
 
 * ``"mesh"``: no overlay. Each joining node connects to the boot nodes and to
   ``degree`` random live nodes (as if a tracker handed out addresses). It has
   no lookup; its "send to an unknown node" flow is handed the target's address
-  by the simulator, so it measures dial + deliver only.
+  by the simulator, so it measures dial + deliver only. No relay (nothing to
+  route with); push and pull broadcasts flood the connections.
 * ``"kademlia"``: ``Node(overlay="kademlia")``; a lookup is ``node.dht.find_peer``,
-  with rounds and messages from the DHT's own lookup reports.
+  with rounds and messages from the DHT's own lookup reports. Relay delivers
+  at the XOR-closest node; push and pull broadcasts flood the routing table.
 * ``"chord"``: :class:`peerwire.overlay.chord.simdriver.ChordDriver`, imported
-  when first asked for.
+  when first asked for: relay to the key's successor, and all three broadcast
+  modes (tree needs Chord's fingers).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import functools
+import hashlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +44,7 @@ from ..errors import PeerwireError, UsageError
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Sequence
 
     from ..protocols.kad.service import KadService, LookupReport
     from .world import SimNode, Simulation
@@ -46,7 +58,41 @@ __all__ = [
     "OverlayParams",
     "get_driver",
     "register_driver",
+    "ring_position",
+    "successor_owner",
+    "xor_owner",
 ]
+
+
+def ring_position(node: SimNode) -> int:
+    """``node``'s 256-bit overlay position (sha256 of its PeerId) as an integer."""
+    return _position(node.peer_id.to_bytes())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _position(peer_id: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(peer_id).digest(), "big")
+
+
+def successor_owner(nodes: Sequence[SimNode], key: bytes) -> SimNode | None:
+    """Chord's owner of ``key`` among ``nodes``: the first node at or after it on the
+    ring (the key lies in ``(predecessor, owner]``), wrapping past the top."""
+    if not nodes:
+        return None
+    target = int.from_bytes(key, "big")
+    ranked = sorted(nodes, key=ring_position)
+    for node in ranked:
+        if ring_position(node) >= target:
+            return node
+    return ranked[0]
+
+
+def xor_owner(nodes: Sequence[SimNode], key: bytes) -> SimNode | None:
+    """Kademlia's owner of ``key`` among ``nodes``: the XOR-closest node."""
+    if not nodes:
+        return None
+    target = int.from_bytes(key, "big")
+    return min(nodes, key=lambda n: ring_position(n) ^ target)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +125,15 @@ class OverlayDriver(abc.ABC):
     overlay: str | None
     """What ``Node(overlay=...)`` gets."""
     supports_lookup: bool = True
+    supports_relay: bool = False
+    """Whether ``node.route`` works over this overlay (the relay flow runs)."""
+    broadcast_modes: frozenset[str] = frozenset({"push", "pull"})
+    """``node.broadcast`` modes this overlay supports (tree needs Chord's fingers)."""
+
+    def owner(self, nodes: Sequence[SimNode], key: bytes) -> SimNode | None:
+        """Which of ``nodes`` (the live members) is responsible for the 32-byte ``key``:
+        where a routed message must arrive. Only if :attr:`supports_relay`."""
+        raise UsageError(f"the {self.name} overlay has no relay")
 
     def configure(self, config: Config, params: OverlayParams) -> Config:
         """The node config with ``params`` applied (default: unchanged)."""
@@ -146,6 +201,10 @@ class KademliaDriver(OverlayDriver):
 
     name = "kademlia"
     overlay = "kademlia"
+    supports_relay = True
+
+    def owner(self, nodes: Sequence[SimNode], key: bytes) -> SimNode | None:
+        return xor_owner(nodes, key)
 
     def __init__(self) -> None:
         self._reports: dict[tuple[int, bytes], LookupReport] = {}

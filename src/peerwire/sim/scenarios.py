@@ -19,6 +19,11 @@ bucket parameters, one fault, and the flows:
 4. **send**: ``sends`` direct messages, each from a random live node to a
    random live node it does not know: lookup, dial, deliver (``node.send``);
    a send succeeds when the target's handler got the message.
+5. **route**: ``routes`` relayed messages (``node.route``) to random keys or
+   node ids, checked against the owner computed from the live nodes;
+6. **broadcast**: ``broadcasts`` messages per mode of ``broadcast_modes``,
+   with their coverage of the live nodes. Both in :mod:`.overlay_flows`,
+   for overlays whose driver supports them.
 
 Metrics (:class:`ScenarioResult`): bootstrap success among live nodes,
 lookup success, FIND_NODE rounds and messages per lookup, lookup time in
@@ -47,6 +52,15 @@ from .clock import run_virtual
 from .drivers import OverlayDriver, OverlayParams, get_driver
 from .faults import MessageFaults
 from .network import LinkSpec
+from .overlay_flows import (
+    BROADCAST_MODES,
+    BroadcastOutcome,
+    FlowRecorder,
+    RelayOutcome,
+    RouteTarget,
+    run_broadcasts,
+    run_routes,
+)
 from .world import CrashMode, SimNode, Simulation
 
 __all__ = [
@@ -104,6 +118,18 @@ class Scenario:
     """Every node's ``Config.idle_timeout`` (close connections without streams after
     this long); None: the library default. Lower it to bound the connections (and
     memory) of large networks, as a connection manager would."""
+    routes: int = 0
+    """Relayed messages (``node.route``) in the route flow; overlays with relay only."""
+    route_to: RouteTarget = "mixed"
+    """Route to random ``"keys"``, to random live ``"nodes"``' ids, or alternate (``"mixed"``)."""
+    broadcasts: int = 0
+    """Broadcasts per mode in the broadcast flow."""
+    broadcast_modes: tuple[str, ...] = BROADCAST_MODES
+    """Modes the broadcast flow runs, in order (ones the overlay lacks are skipped)."""
+    tree_copies: int = 1
+    """``copies=`` of tree broadcasts (K spanning trees)."""
+    flow_timeout: float = 30.0
+    """Seconds a routed message or a broadcast is waited for."""
     seed: int = 1
     fast_crypto: bool = False
     memory: MemoryMode = "rss"
@@ -115,8 +141,17 @@ class Scenario:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name} must be a fraction in [0, 1]")
-        if self.lookups < 0 or self.sends < 0:
-            raise UsageError("lookups and sends must be >= 0")
+        if min(self.lookups, self.sends, self.routes, self.broadcasts) < 0:
+            raise UsageError("lookups, sends, routes and broadcasts must be >= 0")
+        unknown = set(self.broadcast_modes) - set(BROADCAST_MODES)
+        if unknown:
+            raise UsageError(
+                f"unknown broadcast modes {sorted(unknown)}; known: {', '.join(BROADCAST_MODES)}"
+            )
+        if self.route_to not in ("keys", "nodes", "mixed"):
+            raise UsageError("route_to must be 'keys', 'nodes' or 'mixed'")
+        if self.tree_copies < 1 or self.flow_timeout <= 0:
+            raise UsageError("tree_copies must be >= 1 and flow_timeout > 0")
 
     @property
     def connection_limit(self) -> int:
@@ -180,6 +215,10 @@ class ScenarioResult:
     the time other processes had the CPU)."""
     memory_per_node: int | None = None
     """Peak bytes per simulated node (``memory`` mode of the scenario), None if off."""
+    relay: RelayOutcome = field(default_factory=RelayOutcome)
+    """The route flow (empty when it did not run)."""
+    broadcast: dict[str, BroadcastOutcome] = field(default_factory=dict)
+    """The broadcast flow, per mode that ran."""
     phases: dict[str, float] = field(default_factory=dict)
     """Wall seconds per phase."""
 
@@ -217,12 +256,17 @@ class ScenarioResult:
             "messages_per_node": self.messages_per_node,
             "packets_per_node": self.packets_per_node,
             "sim_time": self.sim_time,
+            "relay": self.relay.to_dict(),
+            "broadcast": {mode: out.to_dict() for mode, out in self.broadcast.items()},
         }
 
     def summary(self) -> dict[str, Any]:
         """The headline figures (what the table and ``--json`` show)."""
         rounds = [float(r) for r in self.lookup_rounds]
         msgs = [float(m) for m in self.lookup_messages]
+        flows: dict[str, Any] = self.relay.summary()
+        for out in self.broadcast.values():
+            flows.update(out.summary())
         return {
             "nodes": self.scenario.nodes,
             "boot": self.scenario.boot,
@@ -248,6 +292,7 @@ class ScenarioResult:
             "sends_skipped": self.sends_skipped,
             "send_pct": self.send_pct,
             "send_time_median": _quantile(self.send_times, 0.5),
+            **flows,
             "messages_per_node": self.messages_per_node,
             "packets_per_node": self.packets_per_node,
             "sim_time": self.sim_time,
@@ -296,6 +341,7 @@ class _Run:
         self.received: dict[int, float] = {}
         self.waiters: dict[int, asyncio.Future[None]] = {}
         self.loop = asyncio.get_running_loop()
+        self.flows = FlowRecorder(self.loop)
         self.wall = time.perf_counter()
 
     def _phase(self, name: str) -> None:
@@ -313,6 +359,7 @@ class _Run:
         for i in range(sc.nodes):
             node = self.sim.add_node(bootstrap=boots, faults=faults)
             node.node.add_handler(SEND_PROTOCOL, self._on_message)
+            self.flows.install(node)
             if i < sc.boot:
                 boots = [*boots, node]
 
@@ -446,6 +493,36 @@ class _Run:
         t0 = self.loop.time()
         await asyncio.gather(*(self._one_send(i, t0 + i * sc.interval) for i in range(sc.sends)))
 
+    def _members(self) -> list[SimNode]:
+        return [n for n in self.sim.live() if self.joined.get(n)]
+
+    async def route(self) -> None:
+        sc = self.sc
+        self.result.relay = await run_routes(
+            self.sim,
+            self.driver,
+            self.flows,
+            self._members(),
+            count=sc.routes,
+            interval=sc.interval,
+            timeout=sc.flow_timeout,
+            target=sc.route_to,
+        )
+
+    async def broadcast(self) -> None:
+        sc = self.sc
+        self.result.broadcast = await run_broadcasts(
+            self.sim,
+            self.driver,
+            self.flows,
+            self._members(),
+            modes=sc.broadcast_modes,
+            count=sc.broadcasts,
+            interval=sc.interval,
+            timeout=sc.flow_timeout,
+            copies=sc.tree_copies,
+        )
+
     # ------------------------------------------------------------ metrics
     def collect(self) -> None:
         res = self.result
@@ -483,6 +560,10 @@ async def run_scenario(
         run._phase("find")
         await run.send()
         run._phase("send")
+        await run.route()
+        run._phase("route")
+        await run.broadcast()
+        run._phase("broadcast")
         probe.sample()
         run.collect()
         result = run.result

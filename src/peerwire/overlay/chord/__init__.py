@@ -6,13 +6,43 @@
 * :mod:`.wire` -- the ``/peerwire/chord/1.0.0`` messages;
 * :mod:`.service` -- RPCs, join, stabilisation and pruning on asyncio;
 * :mod:`.overlay` -- :class:`ChordOverlay`, the :class:`~peerwire.overlay.Overlay`.
+
+Only :mod:`.config` is imported eagerly: :mod:`peerwire.config` imports
+:class:`ChordConfig` (``Config.chord``), and importing ``peerwire`` must not
+pay for the ring, the wire codec and the service (~20 ms) in programs that
+never run Chord. Everything else loads on first use.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .config import CHORD_PROTOCOL, ChordConfig
-from .ideal import ideal_rings
-from .overlay import ChordOverlay
-from .ring import Ring, RingChanges
-from .wire import ChordProtocolError, LookupFailed
+
+if TYPE_CHECKING:
+    from .ideal import ideal_rings
+    from .overlay import ChordOverlay
+    from .ring import Ring, RingChanges
+    from .wire import ChordProtocolError, LookupFailed
+
+_LAZY = {
+    "ChordOverlay": "overlay",
+    "ChordProtocolError": "wire",
+    "LookupFailed": "wire",
+    "Ring": "ring",
+    "RingChanges": "ring",
+    "ideal_rings": "ideal",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "CHORD_PROTOCOL",

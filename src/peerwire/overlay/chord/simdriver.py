@@ -1,10 +1,16 @@
-"""The simulator's driver for the Chord overlay (``peerwire.sim`` scenarios).
+"""The simulator's driver for the Chord overlay (``peerwire sim --overlay chord``).
 
-Not registered on import (importing an overlay should change nothing): call
-``peerwire.sim.drivers.register_driver("chord", ChordDriver)`` to run the
-scenario matrix over Chord. A lookup is ``find_successors(target)``; it is
-found when the answer names the target itself (classic ownership: a node owns
-its own key).
+Registered in :data:`peerwire.sim.drivers.DRIVERS` as ``"chord"``, lazily:
+this module (and with it the Chord service) is imported only when a scenario
+asks for the overlay, so ``peerwire sim`` over Kademlia never loads it.
+
+* configuration: ``OverlayParams.bucket_size`` -> ``ChordConfig.finger_successors``
+  (K, nodes per finger list), the scenario seed -> ``ChordConfig.seed``;
+* a lookup is ``find_successors(target)``; it is found when the answer names
+  the target itself (classic ownership: a node owns its own key);
+* relay (``node.route``) delivers at the key's successor among the live
+  nodes (:func:`~peerwire.sim.drivers.successor_owner`), and every broadcast
+  mode works, ``tree`` included (it runs down Chord's fingers).
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ...errors import PeerwireError
-from ...sim.drivers import LookupOutcome, OverlayDriver, OverlayParams
-from .config import ChordConfig
+from ...sim.drivers import LookupOutcome, OverlayDriver, OverlayParams, successor_owner
 from .overlay import ChordOverlay
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Sequence
 
     from ...config import Config
     from ...sim.world import SimNode, Simulation
@@ -36,16 +42,14 @@ class ChordDriver(OverlayDriver):
 
     name = "chord"
     overlay = "chord"
+    supports_relay = True
+    broadcast_modes = frozenset({"push", "pull", "tree"})
 
     def configure(self, config: Config, params: OverlayParams) -> Config:
-        chord = getattr(config, "chord", None)
-        if not isinstance(chord, ChordConfig):
-            return config  # this Config has no chord field: the defaults apply
         changes: dict[str, Any] = {"seed": params.seed}
         if params.bucket_size is not None:
             changes["finger_successors"] = params.bucket_size
-        fields: dict[str, Any] = {"chord": dataclasses.replace(chord, **changes)}
-        return dataclasses.replace(config, **fields)
+        return dataclasses.replace(config, chord=dataclasses.replace(config.chord, **changes))
 
     async def join(self, sim: Simulation, node: SimNode, rng: random.Random) -> bool:
         # Node.start already joined through the boot nodes (or keeps retrying).
@@ -59,6 +63,9 @@ class ChordDriver(OverlayDriver):
 
     def routing_size(self, node: SimNode) -> int:
         return len(_chord(node).service.ring)
+
+    def owner(self, nodes: Sequence[SimNode], key: bytes) -> SimNode | None:
+        return successor_owner(nodes, key)
 
     async def lookup(self, node: SimNode, target: SimNode) -> LookupOutcome:
         try:
