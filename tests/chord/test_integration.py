@@ -237,3 +237,30 @@ def test_two_rings_sharing_one_connection_merge() -> None:
         assert await wait_for(lambda: truth(sim).problems(), limit=600, step=5.0) == []
 
     simulate(body, seed=8)
+
+
+def test_send_to_a_member_we_have_no_address_for_finds_it_on_the_ring() -> None:
+    async def body(sim: Simulation) -> None:
+        nodes = await grow(sim, 64, sim.rng("boot"))
+        ready = await wait_for(lambda: [n.host for n in nodes if not chord(n.node).ready], limit=120)
+        assert ready == []
+        t = truth(sim)
+        sender = nodes[0].node
+        near = set(chord(sender).neighbours())
+        target = next(n for n in nodes[1:] if n.peer_id not in near)
+        # Make the target a stranger: no connection, no address on record.
+        await sender.host.disconnect(target.peer_id)
+        record = sender.host.peerstore.get(target.peer_id)
+        if record is not None:
+            record.addrs.clear()
+        assert sender.host.peerstore.addrs(target.peer_id) == []
+        got: list[bytes] = []
+        target.node.add_handler("/test/hello/1.0.0", lambda msg: got.append(msg.data))
+        async with asyncio.timeout(30):
+            await sender.send(target.peer_id, "/test/hello/1.0.0", b"found you")
+            while not got:
+                await asyncio.sleep(0.05)
+        assert got == [b"found you"]
+        assert t.nodes[target.peer_id] is target.node
+
+    simulate(body)

@@ -101,7 +101,7 @@ class Host:
         self.handlers_changed_callbacks: list[Callable[[], None]] = []
         self.peer_router: PeerRouter | None = None
         """Asked by :meth:`connect_peer` for the addresses of a peer we have no address
-        for; the Kademlia DHT installs itself here. Must bound its own running time."""
+        for; the overlay (Kademlia, Chord) installs itself here. Must bound its own running time."""
 
     # ----------------------------------------------------------- properties
     @property

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...errors import PeerwireError
 from ...host.middleware import Hook, Middleware
 from ...identity.multiaddr import Multiaddr
 from ...identity.peer_id import PeerId
@@ -75,11 +76,32 @@ class ChordOverlay(Overlay):
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        """Serve ``/peerwire/chord/1.0.0`` and start the stabilisation task."""
+        """Serve ``/peerwire/chord/1.0.0`` and start the stabilisation task.
+
+        Also becomes the host's ``peer_router`` (unless one is set): a send to a
+        peer we have no address for looks its id up on the ring, whose owner is
+        the peer itself when it is a member.
+        """
         await self.service.start()
+        if self.host.peer_router is None:
+            self.host.peer_router = self.find_addrs
 
     async def stop(self) -> None:
+        if self.host.peer_router == self.find_addrs:
+            self.host.peer_router = None
         await self.service.stop()
+
+    async def find_addrs(self, peer: PeerId) -> list[Multiaddr]:
+        """The host's ``peer_router``: ``peer``'s addresses from the ring ([] if not a member)."""
+        try:
+            found, _ = await self.service.lookup_answer(key_for(peer), 1)
+        except PeerwireError as exc:
+            log.info("chord could not find %s: %s", peer, exc)
+            return []
+        for info in found:
+            if info.peer_id == peer:
+                return list(info.addrs)
+        return []
 
     async def join(self, bootstrap: Sequence[PeerId]) -> None:
         """Join through connected (or dialable) peers; no peers: start a ring of one.
