@@ -242,8 +242,11 @@ def test_two_rings_sharing_one_connection_merge() -> None:
 def test_send_to_a_member_we_have_no_address_for_finds_it_on_the_ring() -> None:
     async def body(sim: Simulation) -> None:
         nodes = await grow(sim, 64, sim.rng("boot"))
-        ready = await wait_for(lambda: [n.host for n in nodes if not chord(n.node).ready], limit=120)
-        assert ready == []
+
+        def unready() -> list[str]:
+            return [n.host for n in nodes if not chord(n.node).ready]
+
+        assert await wait_for(unready, limit=120) == []
         t = truth(sim)
         sender = nodes[0].node
         near = set(chord(sender).neighbours())
