@@ -84,7 +84,11 @@ class Host:
         self.peerstore = PeerStore()
         self._handlers: dict[str, StreamHandler] = {}
         self._conns: dict[PeerId, MuxedConnection] = {}
-        self._all_conns: set[MuxedConnection] = set()
+        # Insertion-ordered (a dict, not a set): closing, reaping and promotion
+        # then happen in the same order every run, which the simulator's
+        # determinism relies on. ``_peer_conns`` indexes the same connections by peer.
+        self._all_conns: dict[MuxedConnection, None] = {}
+        self._peer_conns: dict[PeerId, list[MuxedConnection]] = {}
         self._dialing: dict[PeerId, asyncio.Future[MuxedConnection]] = {}
         self._listeners: list[Listener] = []
         self._pending_handshakes = 0
@@ -415,7 +419,8 @@ class Host:
                 limit=self.config.max_connections,
             )
         peer = conn.remote_peer
-        self._all_conns.add(conn)
+        self._all_conns[conn] = None
+        self._peer_conns.setdefault(peer, []).append(conn)
         conn.on_closed = self._on_conn_closed
         conn.on_stream = self._on_stream
         self.peerstore.record(peer).public_key = conn.remote_public_key
@@ -485,14 +490,20 @@ class Host:
         await conn.close()
 
     def _on_conn_closed(self, conn: MuxedConnection, exc: BaseException | None) -> None:
-        self._all_conns.discard(conn)
+        self._all_conns.pop(conn, None)
         self._negotiating.pop(conn, None)
         peer = conn.remote_peer
+        same_peer = self._peer_conns.get(peer)
+        if same_peer is not None:
+            if conn in same_peer:
+                same_peer.remove(conn)
+            if not same_peer:
+                del self._peer_conns[peer]
         if self._conns.get(peer) is conn:
             del self._conns[peer]
             # Promote another live connection to the same peer, if any.
-            for other in self._all_conns:
-                if other.remote_peer == peer and not other.is_closed:
+            for other in same_peer or ():
+                if not other.is_closed:
                     self._conns[peer] = other
                     break
             if peer not in self._conns:
@@ -513,7 +524,7 @@ class Host:
 
     async def disconnect(self, peer: PeerId) -> None:
         """Close every connection to ``peer``."""
-        conns = [c for c in self._all_conns if c.remote_peer == peer]
+        conns = list(self._peer_conns.get(peer, ()))
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 
     async def _reap_idle(self) -> None:

@@ -578,20 +578,23 @@ async def run_scenario(
     return result
 
 
-GC_THRESHOLDS = (50_000, 20, 100)
-"""Garbage-collector thresholds while a scenario runs. A simulation holds millions
-of long-lived objects; with CPython's defaults (700, 10, 10) the collector rescans
-them thousands of times, a third of the CPU time at 150 nodes."""
-
-
 def simulate(scenario: Scenario, *, driver: OverlayDriver | None = None) -> ScenarioResult:
-    """Run one scenario on a fresh virtual-clock loop (synchronous entry point)."""
-    saved = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
+    """Run one scenario on a fresh virtual-clock loop (synchronous entry point).
+
+    The cyclic garbage collector is off while the scenario runs and collects
+    once at the end. A simulation holds millions of long-lived objects that
+    every full collection rescans, and makes almost no cyclic garbage: at 400
+    nodes, collecting as usual (thresholds 50,000/20/100) cost 11 s of 69 s CPU
+    and left the same peak memory per node (1.16 MB) as collecting only at the
+    end. Reference counting still frees everything else at once.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         return run_virtual(run_scenario(scenario, driver=driver), seed=scenario.seed)
     finally:
-        gc.set_threshold(*saved)
+        if enabled:
+            gc.enable()
         gc.collect()
 
 
