@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,47 @@ async def test_bad_seed_is_a_usage_error(bad: str) -> None:
     code, _, err = await run("node", "--seed", bad)
     assert code == 2
     assert "seed" in err
+
+
+async def _next_event(proc: asyncio.subprocess.Process, wanted: str) -> dict[str, object]:
+    """The next JSON line whose event is ``wanted`` (at most 20 lines, 30 s each)."""
+    assert proc.stdout is not None
+    for _ in range(20):
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, f"node exited before a {wanted!r} event"
+        event = json.loads(line)
+        if event["event"] == wanted:
+            return dict(event)
+    raise AssertionError(f"no {wanted!r} event in 20 lines")
+
+
+@pytest.mark.parametrize("overlay", ["kademlia", "chord"])
+async def test_node_with_an_overlay_joins_through_its_bootstrap_peer(overlay: str) -> None:
+    def spawn(*extra: str) -> Any:
+        return asyncio.create_subprocess_exec(
+            *PEERWIRE,
+            "node",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--overlay",
+            overlay,
+            "--json",
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    first = await spawn()
+    second = None
+    try:
+        boot = (await _next_event(first, "listening"))["addrs"]
+        assert isinstance(boot, list)
+        second = await spawn("--bootstrap", boot[0])
+        joined = await _next_event(second, "joined")
+        assert joined["overlay"] == overlay
+        assert joined["neighbours"] == 1
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                await asyncio.wait_for(proc.wait(), 10)

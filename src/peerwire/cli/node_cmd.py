@@ -58,6 +58,7 @@ async def run_node(
             click.echo(f"peer id: {node.peer_id}")
             for addr in node.addrs:
                 click.echo(f"listening on {addr}")
+        reached = []
         for boot in bootstrap:
             try:
                 peer = await node.connect(boot)
@@ -67,8 +68,17 @@ async def run_node(
                 else:
                     click.echo(f"bootstrap {boot} failed: {exc}", err=True)
             else:
+                reached.append(peer)
                 if not as_json:
                     click.echo(f"connected to {peer}")
+        if node.overlay is not None and reached:
+            # Node.start ran without bootstrap peers (so each dial is reported
+            # above); join the overlay through the ones that answered now.
+            await node.overlay.join(reached)
+            if as_json:
+                emit("joined", overlay=overlay, neighbours=len(node.overlay.neighbours()))
+            else:
+                click.echo(f"joined the {overlay} overlay through {len(reached)} peer(s)")
         await wait_for_signal()
     finally:
         await node.stop()
