@@ -44,6 +44,7 @@ raise :class:`RemoteLimitExceeded`; running out of protocols raises
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from ..errors import NegotiationError, ProtocolError, RemoteLimitExceeded, UsageError
@@ -69,8 +70,12 @@ Buffer = bytes | bytearray | memoryview
 _NEWLINE = 0x0A
 
 
+@functools.lru_cache(maxsize=512)
 def encode_message(text: str) -> bytes:
-    """Frame one multistream message: varint length, UTF-8 text, newline."""
+    """Frame one multistream message: varint length, UTF-8 text, newline.
+
+    Memoized: a node frames the same handful of protocol ids on every stream.
+    """
     body = text.encode() + b"\n"
     return encode_uvarint(len(body)) + body
 

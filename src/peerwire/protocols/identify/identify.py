@@ -43,6 +43,9 @@ MAX_LISTEN_ADDRS = 64
 """Listen addresses taken from one identify message."""
 
 
+_OBSERVED_ADDR_TAG = b"\x22"  # Identify field 4 (observedAddr), length-delimited
+
+
 @dataclass(frozen=True, slots=True)
 class IdentifyInfo:
     """What a peer told us about itself."""
@@ -64,6 +67,7 @@ class IdentifyService:
         self._results: dict[PeerId, IdentifyInfo] = {}
         self._waiters: dict[PeerId, asyncio.Future[IdentifyInfo]] = {}
         self._push_scheduled = False
+        self._static: tuple[tuple[Multiaddr, ...], bytes] | None = None
         host.set_stream_handler(IDENTIFY_PROTOCOL, self._handle_identify)
         host.set_stream_handler(IDENTIFY_PUSH_PROTOCOL, self._handle_push)
         host.connection_callbacks.append(self._on_connected)
@@ -89,19 +93,30 @@ class IdentifyService:
 
     # ------------------------------------------------------------- building
     def _build(self, conn: MuxedConnection | None) -> bytes:
+        """Our identify message (length-prefixed), with ``conn``'s observed address.
+
+        Everything but the observed address is the same for every peer, so it
+        is serialized once (again when our handlers or listen addresses change)
+        and the observed address is appended as its own field: protobuf reads
+        concatenated fields exactly as if they had been serialized together.
+        """
         host = self.host
-        msg = identify_pb2.Identify()
-        msg.protocolVersion = host.config.protocol_version
-        msg.agentVersion = host.config.agent_version
-        msg.publicKey = host.identity.public_key.to_protobuf()
-        announce = list(host.listen_addrs) + [
-            Multiaddr(a) for a in host.config.extra_listen_announce
-        ]
-        msg.listenAddrs.extend(addr.to_bytes() for addr in announce)
+        listen = tuple(host.listen_addrs)
+        static = self._static
+        if static is None or static[0] != listen:
+            msg = identify_pb2.Identify()
+            msg.protocolVersion = host.config.protocol_version
+            msg.agentVersion = host.config.agent_version
+            msg.publicKey = host.identity.public_key.to_protobuf()
+            announce = list(listen) + [Multiaddr(a) for a in host.config.extra_listen_announce]
+            msg.listenAddrs.extend(addr.to_bytes() for addr in announce)
+            msg.protocols.extend(host.protocols())
+            static = (listen, msg.SerializeToString())
+            self._static = static
+        body = static[1]
         if conn is not None:
-            msg.observedAddr = conn.raw.remote_addr.to_bytes()
-        msg.protocols.extend(host.protocols())
-        body = msg.SerializeToString()
+            observed = conn.raw.remote_addr.to_bytes()
+            body += _OBSERVED_ADDR_TAG + encode_uvarint(len(observed)) + observed
         return encode_uvarint(len(body)) + body
 
     # --------------------------------------------------------------- serving
@@ -147,7 +162,11 @@ class IdentifyService:
             await middleware.run(Hook.PEER_READY, conn, info)
 
     async def _request(self, conn: MuxedConnection) -> IdentifyInfo:
-        stream = await self.host.new_stream(conn.remote_peer, IDENTIFY_PROTOCOL, conn=conn)
+        # Lazy: the answer is read anyway, so a refusal still surfaces (as
+        # NegotiationError), and the echo no longer costs a round trip of its own.
+        stream = await self.host.new_stream(
+            conn.remote_peer, IDENTIFY_PROTOCOL, conn=conn, lazy=True
+        )
         try:
             # Do not half-close before the answer arrives: go and js don't, and
             # py-libp2p refuses to answer on a stream whose remote side is closed.
@@ -240,6 +259,7 @@ class IdentifyService:
 
     # ------------------------------------------------------------------ push
     def _schedule_push(self) -> None:
+        self._static = None  # our protocol list changed
         if self._push_scheduled:
             return
         self._push_scheduled = True

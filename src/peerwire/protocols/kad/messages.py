@@ -106,13 +106,34 @@ def _fill_peer(out: dht_pb2.Message.Peer, peer: KadPeer) -> None:
     out.connection = int(peer.connection)  # type: ignore[assignment]
 
 
+_CONNECTION_TYPES = tuple(ConnectionType)  # indexed by wire value (enum calls are slow)
+_NOT_CONNECTED = ConnectionType.NOT_CONNECTED
 _CLOSER_TAG = b"\x42"  # field 8 (closerPeers), length-delimited
 _PROVIDER_TAG = b"\x4a"  # field 9 (providerPeers), length-delimited
 _encoded_peers: dict[KadPeer, bytes] = {}
 
 
+_encoded_by_identity: dict[int, tuple[KadPeer, bytes]] = {}
+
+
 def encode_peer(peer: KadPeer) -> bytes:
-    """The serialized ``Message.Peer`` of ``peer``; cached like parsed ids (same bound)."""
+    """The serialized ``Message.Peer`` of ``peer``; cached like parsed ids (same bound).
+
+    Looked up by object identity first (the service hands out the same entry
+    objects while a peer is unchanged): hashing a KadPeer hashes its id and
+    every address in Python, which cost more than the lookup saved.
+    """
+    hit = _encoded_by_identity.get(id(peer))
+    if hit is not None and hit[0] is peer:
+        return hit[1]
+    raw = _encode_peer_by_value(peer)
+    if len(_encoded_by_identity) >= PARSE_CACHE_SIZE:
+        _encoded_by_identity.clear()
+    _encoded_by_identity[id(peer)] = (peer, raw)  # holding ``peer`` keeps its id unique
+    return raw
+
+
+def _encode_peer_by_value(peer: KadPeer) -> bytes:
     raw = _encoded_peers.get(peer)
     if raw is None:
         pb = dht_pb2.Message.Peer()
@@ -169,10 +190,8 @@ def _peers(
                 addrs.append(_cached_addr(raw))
             except InvalidMultiaddr:
                 continue
-        try:
-            conn = ConnectionType(entry.connection)
-        except ValueError:
-            conn = ConnectionType.NOT_CONNECTED
+        code = entry.connection
+        conn = _CONNECTION_TYPES[code] if 0 <= code < len(_CONNECTION_TYPES) else _NOT_CONNECTED
         out.append(KadPeer(peer, tuple(addrs), conn))
     return tuple(out)
 

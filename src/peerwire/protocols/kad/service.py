@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("peerwire.kad")
 
 HOOK_PRIORITY = 1_000_000
+
+ENTRY_CACHE_SIZE = 4096
+"""Most answer entries a service keeps built (see ``KadService._entries``)."""
 """Our PEER_READY hook runs before user hooks (which may stop the chain); it never stops it."""
 
 KeyLike = bytes | bytearray | PeerId
@@ -181,6 +184,10 @@ class KadService:
         """Called (synchronously) with a :class:`LookupReport` after every lookup."""
         self._mode: Literal["server", "client"] = cfg.mode
         self._inbound: dict[PeerId, int] = {}
+        # Answer entries by peer: (addresses they were built from, connected?, entry).
+        # A FIND_NODE answer names k peers, mostly the same ones again and again;
+        # reusing the same KadPeer object lets encode_peer find its bytes by identity.
+        self._entries: dict[PeerId, tuple[list[Multiaddr], bool, KadPeer]] = {}
         self._pinging: dict[PeerId, None] = {}
         self._bootstrap_peers: list[PeerId] = []
         self._task: asyncio.Task[object] | None = None
@@ -365,12 +372,21 @@ class KadService:
         if peer == self.peer_id:
             return KadPeer(peer, self._own_addrs(), ConnectionType.CONNECTED)
         known = self.host.peerstore.get(peer)
+        addrs = known.addrs if known is not None else []
         connected = self.host.connection(peer) is not None
-        return KadPeer(
+        cached = self._entries.get(peer)
+        # List equality checks identity first: unchanged addresses compare in C.
+        if cached is not None and cached[1] is connected and cached[0] == addrs:
+            return cached[2]
+        entry = KadPeer(
             peer,
-            tuple(known.addrs) if known is not None else (),
+            tuple(addrs),
             ConnectionType.CONNECTED if connected else ConnectionType.NOT_CONNECTED,
         )
+        if len(self._entries) >= ENTRY_CACHE_SIZE:
+            self._entries.clear()
+        self._entries[peer] = (list(addrs), connected, entry)
+        return entry
 
     def _closer(self, key: bytes, requester: PeerId | None) -> tuple[KadPeer, ...]:
         target = hashlib.sha256(key).digest()
