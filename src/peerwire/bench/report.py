@@ -14,13 +14,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import _wire
-from .runner import SUBJECTS, BenchOptions, Sample, run_bench
+from . import _wire, broadcast_bench
+from .runner import ALL_WORKLOADS, SUBJECTS, BenchOptions, Sample, run_bench
 
 
 def fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
+    if unit == "frames":
+        return f"{value:,.0f}"
     if unit in ("msg/s", "req/s", "conn/s") and value >= 100:
         return f"{value:,.0f}"
     if value >= 1000:
@@ -91,6 +93,8 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         f"load avg at start {m['load_avg']}, at end {m.get('load_avg_end', '?')}; "
         f"took {report['elapsed_s']} s"
     )
+    for line in broadcast_bench.describe(report):
+        console.print(line, highlight=False)
     if busy_warning(report):
         console.print(f"[bold yellow]warning:[/] {busy_warning(report)}")
 
@@ -184,9 +188,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply every count (tests)")
     p.add_argument(
         "--workloads",
-        type=lambda v: _csv(v, _wire.WORKLOADS, "workloads"),
+        type=lambda v: _csv(v, ALL_WORKLOADS, "workloads"),
         default=_wire.WORKLOADS,
-        help="comma-separated subset of: " + ",".join(_wire.WORKLOADS),
+        help="comma-separated subset of: " + ",".join(ALL_WORKLOADS) + " (default: all but bcast)",
+    )
+    p.add_argument(
+        "--bcast-nodes",
+        type=int,
+        default=broadcast_bench.DEFAULT_NODES,
+        help="bcast: nodes in the ring, one process each (default 16)",
+    )
+    p.add_argument(
+        "--bcast-size",
+        type=int,
+        default=broadcast_bench.DEFAULT_SIZE,
+        help="bcast: payload bytes per broadcast (default 1024, as nnet)",
+    )
+    p.add_argument(
+        "--bcast-seconds",
+        type=float,
+        default=None,
+        help="bcast: sending window per mode (default 10; --quick: 3)",
+    )
+    p.add_argument(
+        "--bcast-senders",
+        type=int,
+        default=0,
+        help="bcast: nodes that send (default 0 = all; 1 = nnet's layout)",
     )
     p.add_argument(
         "--subjects",
@@ -207,6 +235,10 @@ def options(
     scale: float,
     workloads: tuple[str, ...],
     subjects: tuple[str, ...],
+    bcast_nodes: int = broadcast_bench.DEFAULT_NODES,
+    bcast_size: int = broadcast_bench.DEFAULT_SIZE,
+    bcast_seconds: float | None = None,
+    bcast_senders: int = 0,
 ) -> BenchOptions:
     """Options from command-line values (``--quick`` means one round unless --runs is given)."""
     return BenchOptions(
@@ -218,11 +250,23 @@ def options(
         pylibp2p_python=pylibp2p_python,
         workloads=workloads,
         subjects=subjects,
+        bcast_nodes=bcast_nodes,
+        bcast_size=bcast_size,
+        bcast_seconds=bcast_seconds,
+        bcast_senders=bcast_senders,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        broadcast_bench.BcastParams(
+            nodes=args.bcast_nodes, size=args.bcast_size, seconds=args.bcast_seconds or 1.0,
+            senders=args.bcast_senders,
+        )  # fmt: skip
+    except ValueError as exc:
+        parser.error(str(exc))
     runs = args.runs
     given = argv if argv is not None else sys.argv[1:]
     if args.quick and not any(a == "--runs" or a.startswith("--runs=") for a in given):
@@ -236,5 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         scale=args.scale,
         workloads=args.workloads,
         subjects=args.subjects,
+        bcast_nodes=args.bcast_nodes,
+        bcast_size=args.bcast_size,
+        bcast_seconds=args.bcast_seconds,
+        bcast_senders=args.bcast_senders,
     )
     return run_and_print(opts, as_json=args.json, markdown=args.markdown)

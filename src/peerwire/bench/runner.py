@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from . import _wire
+from . import _wire, broadcast_bench
 from .proc import Worker, WorkerError, worker_args, worker_argv
 
 SUBJECTS: Final = ("raw-tcp", "raw-aead", "peerwire", "peerwire-stream", "py-libp2p")
@@ -87,6 +87,7 @@ METRICS: Final = (
            higher_is_better=True),
     Metric(workload="idle-conn-mem", key="kib_per_conn", label="idle-conn-mem",
            unit="KiB/conn", higher_is_better=False, source="runner"),
+    *(Metric(workload="bcast", source="runner", **spec) for spec in broadcast_bench.METRIC_SPECS),
 )  # fmt: skip
 
 
@@ -104,6 +105,12 @@ class BenchOptions:
     pylibp2p_python: str | None = None
     subjects: tuple[str, ...] = SUBJECTS
     workloads: tuple[str, ...] = _wire.WORKLOADS
+    bcast_nodes: int = broadcast_bench.DEFAULT_NODES
+    bcast_size: int = broadcast_bench.DEFAULT_SIZE
+    bcast_seconds: float | None = None
+    """Sending window per mode; None: 10 s (3 s with ``--quick``)."""
+    bcast_senders: int = 0
+    """Nodes that broadcast (0: all; 1: nnet's layout, node 0 alone)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -121,7 +128,13 @@ class Sample:
     na: str = ""
 
 
+ALL_WORKLOADS: Final = _wire.WORKLOADS + broadcast_bench.WORKLOADS
+"""What ``--workloads`` accepts; the default is ``_wire.WORKLOADS`` (bcast is opt-in)."""
+
+
 def applies(subject: str, workload: str) -> bool:
+    if workload in broadcast_bench.WORKLOADS:
+        return subject == broadcast_bench.SUBJECT
     return subject != "peerwire-stream" or workload in STREAM_ONLY
 
 
@@ -178,8 +191,28 @@ def _stable_rss(pid: int, timeout: float = 3.0) -> int:
     return last
 
 
+def _measure_bcast(workload: str, round_no: int, opts: BenchOptions) -> Sample:
+    """A fresh ring of ``opts.bcast_nodes`` processes (:mod:`.broadcast_bench`)."""
+    sample = Sample(subject=broadcast_bench.SUBJECT, workload=workload, round=round_no)
+    seconds = opts.bcast_seconds
+    if seconds is None:
+        seconds = broadcast_bench.QUICK_SECONDS if opts.quick else broadcast_bench.DEFAULT_SECONDS
+    params = broadcast_bench.BcastParams(
+        nodes=opts.bcast_nodes, size=opts.bcast_size, seconds=seconds,
+        senders=opts.bcast_senders, uvloop=opts.uvloop,
+    )  # fmt: skip
+    try:
+        sample.values, details, sample.loop = broadcast_bench.measure(round_no, params)
+        sample.server = {"bcast": details}
+    except WorkerError as exc:
+        sample.error = str(exc)
+    return sample
+
+
 def measure(subject: str, workload: str, round_no: int, opts: BenchOptions) -> Sample:
     """Run one subject on one workload in a fresh server/client pair of processes."""
+    if workload in broadcast_bench.WORKLOADS:
+        return _measure_bcast(workload, round_no, opts)
     sample = Sample(subject=subject, workload=workload, round=round_no)
     params = params_for(subject, workload, opts)
     try:

@@ -148,8 +148,21 @@ def ping_command(multiaddr: str, count: int, as_json: bool) -> None:
 @click.option(
     "--scale", default=1.0, show_default=True, type=click.FloatRange(0, None, min_open=True)
 )
-@click.option("--workloads", default="", help="Comma-separated subset of the workloads.")
+@click.option(
+    "--workloads",
+    default="",
+    help="Comma-separated subset of the workloads (bcast, the 16-process broadcast "
+    "benchmark, runs only when named).",
+)
 @click.option("--subjects", default="", help="Comma-separated subset of the subjects.")
+@click.option("--bcast-nodes", default=16, show_default=True, type=click.IntRange(2, 64),
+              help="bcast: nodes in the Chord ring, one OS process each.")  # fmt: skip
+@click.option("--bcast-size", default=1024, show_default=True, type=click.IntRange(1, None),
+              help="bcast: payload bytes per broadcast (nnet's default).")  # fmt: skip
+@click.option("--bcast-seconds", type=click.FloatRange(0, None, min_open=True),
+              help="bcast: sending window per mode [default: 10; 3 with --quick].")  # fmt: skip
+@click.option("--bcast-senders", default=0, show_default=True, type=click.IntRange(0, 64),
+              help="bcast: nodes that broadcast (0: all; 1: nnet's layout).")  # fmt: skip
 def bench_command(**opts: object) -> None:
     """Measure peerwire against raw asyncio baselines (and py-libp2p) side by side."""
     from ..bench import report
