@@ -131,7 +131,8 @@ def _detail(result: ScenarioResult) -> Table:
         ("lookups (skipped: no unknown target)", f"{s['lookups']} ({s['lookups_skipped']})"),
         ("lookup success", _pct(s["lookup_pct"])),
         (
-            "rounds median / p95 / max",
+            # Kademlia: iterative FIND_NODE rounds; Chord: nodes the recursive request visited.
+            "hops median / p95 / max" if sc.overlay == "chord" else "rounds median / p95 / max",
             f"{_num(s['rounds_median'])} / {_num(s['rounds_p95'])} / {_num(s['rounds_max'])}",
         ),
         ("messages per lookup median", _num(s["messages_per_lookup_median"])),

@@ -338,6 +338,13 @@ class ChordService:
         self, key: bytes, count: int, *, via: PeerId | None = None
     ) -> tuple[list[NodeInfo], bool]:
         """:meth:`lookup`, and whether the answer is only a guess (not from the owner)."""
+        found, guess, _ = await self.lookup_traced(key, count, via=via)
+        return found, guess
+
+    async def lookup_traced(
+        self, key: bytes, count: int, *, via: PeerId | None = None
+    ) -> tuple[list[NodeInfo], bool, int]:
+        """:meth:`lookup_answer`, and how many nodes the request visited (0: answered here)."""
         cfg = self.config
         position = key_to_int(key)
         if via is not None:
@@ -346,7 +353,7 @@ class ChordService:
             hops = self.ring.next_hops(position, self.priority, limit=cfg.lookup_attempts)
             if not hops:
                 run = self.ring.owner_run(position, count) or [self.host.peer_id]
-                return [self._info(p) for p in run], False
+                return [self._info(p) for p in run], False, 0
         req = self._request(
             RequestType.FIND_SUCCESSORS, key=key, count=count, ttl=cfg.max_lookup_hops
         )
@@ -363,7 +370,7 @@ class ChordService:
                         continue
                     if resp.status is Status.OK and resp.successors:
                         self._heard(hop)
-                        return list(resp.successors), resp.approximate
+                        return list(resp.successors), resp.approximate, resp.hops + 1
                     errors.append(f"{hop}: {resp.status.name}")
         except Timeout as exc:
             errors.append(str(exc))

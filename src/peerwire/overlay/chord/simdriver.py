@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import PeerwireError
 from ...sim.drivers import LookupOutcome, OverlayDriver, OverlayParams, successor_owner
+from ..base import key_for
 from .overlay import ChordOverlay
 
 if TYPE_CHECKING:
@@ -68,8 +69,11 @@ class ChordDriver(OverlayDriver):
         return successor_owner(nodes, key)
 
     async def lookup(self, node: SimNode, target: SimNode) -> LookupOutcome:
+        # Chord lookups are recursive: "rounds" is the number of nodes the request
+        # visited (one message each), not Kademlia's iterative FIND_NODE rounds.
         try:
-            found = await _chord(node).find_successors(target.peer_id, 1)
+            found, _, hops = await _chord(node).service.lookup_traced(key_for(target.peer_id), 1)
         except PeerwireError:
             return LookupOutcome(False)
-        return LookupOutcome(found[:1] == [target.peer_id])
+        owner = found[0].peer_id if found else None
+        return LookupOutcome(owner == target.peer_id, rounds=hops, messages=hops)
