@@ -256,8 +256,12 @@ def plot(results: Sequence[ScenarioResult], path: str | Path) -> Path:
         if times:
             fractions = [(i + 1) / len(times) for i in range(len(times))]
             cdf.step(times, fractions, where="post", label=label)
-    hops.set_title("FIND_NODE rounds per lookup")
-    hops.set_xlabel("rounds")
+    if all(r.scenario.overlay == "chord" for r in results):
+        hops.set_title("nodes visited per lookup (recursive)")
+        hops.set_xlabel("hops")
+    else:
+        hops.set_title("FIND_NODE rounds per lookup")
+        hops.set_xlabel("rounds")
     hops.set_ylabel("fraction of lookups")
     cdf.set_title("lookup time CDF (successful lookups)")
     cdf.set_xlabel("simulated seconds")
