@@ -65,7 +65,6 @@ def _remember(cache: dict[_K, _Parsed], key: _K, parsed: _Parsed) -> None:
     cache[key] = parsed
 
 
-
 class InvalidMultiaddr(UsageError):
     """A malformed multiaddr, in text or binary.
 

@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .clock import SimulationStalled, VirtualClockLoop, current_rng, run_virtual
@@ -42,15 +43,9 @@ _LAZY = {
     "scenarios": ("Scenario", "ScenarioResult", "matrix", "run_scenario", "simulate"),
     "world": ("ChurnEvent", "ChurnSpec", "SimNode", "Simulation"),
 }
-_WHERE = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
+__getattr__ = lazy_attributes(
+    __name__, {name: module for module, names in _LAZY.items() for name in names}
+)
 
 __all__ = [
     "ChurnEvent",

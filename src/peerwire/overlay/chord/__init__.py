@@ -15,8 +15,9 @@ never run Chord. Everything else loads on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..._lazy import lazy_attributes
 from .config import CHORD_PROTOCOL, ChordConfig
 
 if TYPE_CHECKING:
@@ -25,24 +26,17 @@ if TYPE_CHECKING:
     from .ring import Ring, RingChanges
     from .wire import ChordProtocolError, LookupFailed
 
-_LAZY = {
-    "ChordOverlay": "overlay",
-    "ChordProtocolError": "wire",
-    "LookupFailed": "wire",
-    "Ring": "ring",
-    "RingChanges": "ring",
-    "ideal_rings": "ideal",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "ChordOverlay": "overlay",
+        "ChordProtocolError": "wire",
+        "LookupFailed": "wire",
+        "Ring": "ring",
+        "RingChanges": "ring",
+        "ideal_rings": "ideal",
+    },
+)
 
 __all__ = [
     "CHORD_PROTOCOL",

@@ -12,8 +12,9 @@ imports :class:`KadConfig` and must not pull in the host; ``KadService``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..._lazy import lazy_attributes
 from .config import KAD_PROTOCOL, KadConfig
 from .errors import InvalidRecord, KadProtocolError, NotFound
 from .lookup import Lookup, LookupStats
@@ -30,22 +31,15 @@ if TYPE_CHECKING:
     from .overlay import KademliaOverlay
     from .service import KadService, LookupReport, PeerInfo
 
-_LAZY = {
-    "KadService": "service",
-    "LookupReport": "service",
-    "PeerInfo": "service",
-    "KademliaOverlay": "overlay",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "KadService": "service",
+        "LookupReport": "service",
+        "PeerInfo": "service",
+        "KademliaOverlay": "overlay",
+    },
+)
 
 __all__ = [
     "KAD_PROTOCOL",

@@ -415,9 +415,7 @@ class KadService:
                 # A request expecting an answer goes out lazily with its FIN: proposal,
                 # request and half-close in one write, echo + answer + FIN back in
                 # one (a refusal still fails the read). One round trip per RPC.
-                stream = await self.host.new_stream(
-                    peer, cfg.protocol, conn=conn, lazy=reply
-                )
+                stream = await self.host.new_stream(peer, cfg.protocol, conn=conn, lazy=reply)
                 try:
                     await stream.write(encode_length_prefixed(encode(request)))
                     if not reply:
