@@ -309,6 +309,7 @@ async def test_garbage_on_message_stream_resets_only_that_stream() -> None:
         b.add_handler("/e/1.0.0", lambda m: m.data)
         stream = await a.open_stream(b.peer_id, "/peerwire/msg/1.0.0")
         await stream.write(b"\xff" * 64)  # a frame claiming ~4 GiB
+
         async def drain() -> None:
             async with asyncio.timeout(5):
                 while await stream.read(1024):
