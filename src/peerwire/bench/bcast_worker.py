@@ -96,14 +96,7 @@ class RingCheck:
 
         cfg = node.config.chord
         members = [(int.from_bytes(key_for(p), "big"), p) for p in peers]
-        self.ideal = ideal_rings(
-            members,
-            finger_successors=cfg.finger_successors,
-            min_successors=cfg.min_successors,
-            max_successors=cfg.max_successors,
-            min_predecessors=cfg.min_predecessors,
-            max_predecessors=cfg.max_predecessors,
-        )[node.peer_id]
+        self.ideal = ideal_rings(members, **cfg.list_sizes())[node.peer_id]
         self.node = node
 
     def state(self) -> dict[str, bool]:

@@ -140,3 +140,13 @@ class ChordConfig:
             raise UsageError("ChordConfig.jitter must be in [0, 1)")
         if self.max_message_size < 4096:
             raise UsageError("ChordConfig.max_message_size must be >= 4096")
+
+    def list_sizes(self) -> dict[str, int]:
+        """The list-size settings, as keyword arguments of ``Ring`` and ``ideal_rings``."""
+        return {
+            "finger_successors": self.finger_successors,
+            "min_successors": self.min_successors,
+            "max_successors": self.max_successors,
+            "min_predecessors": self.min_predecessors,
+            "max_predecessors": self.max_predecessors,
+        }

@@ -87,15 +87,7 @@ class ChordService:
         me = host.peer_id
         self.key = key_for(me)
         self.position = key_to_int(self.key)
-        self.ring: Ring[PeerId] = Ring(
-            self.position,
-            me,
-            finger_successors=cfg.finger_successors,
-            min_successors=cfg.min_successors,
-            max_successors=cfg.max_successors,
-            min_predecessors=cfg.min_predecessors,
-            max_predecessors=cfg.max_predecessors,
-        )
+        self.ring: Ring[PeerId] = Ring(self.position, me, **cfg.list_sizes())
         self.rng = random.Random()
         """Jitter source; seeded at start (see :meth:`start`)."""
         self.plan: Stabilizer[PeerId] = Stabilizer(cfg, self.rng)
