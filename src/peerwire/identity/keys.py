@@ -550,12 +550,33 @@ def _parse_key_message(
     return key_type, message.Data
 
 
+PUBLIC_KEY_CACHE_SIZE: Final = 1 << 14
+"""Decoded public keys remembered, process-wide, by their exact protobuf bytes.
+
+A peer's key arrives in its security handshake and again in every identify
+answer, and a simulator process decodes each node's key once per connection
+(~200 times per node at 1,000 nodes). Keys are immutable and decoding is
+deterministic, so the same bytes can share one object. Only keys that
+decoded are kept; when full, the cache starts over."""
+
+_public_keys: dict[bytes, PublicKey] = {}
+
+
 def public_key_from_protobuf(
     data: bytes, *, max_size: int = MAX_PUBLIC_KEY_PROTOBUF_SIZE
 ) -> PublicKey:
     """Decode a libp2p PublicKey protobuf; raises :class:`InvalidKeyError` on any fault."""
+    data = bytes(data)
+    if len(data) <= max_size:
+        cached = _public_keys.get(data)
+        if cached is not None:
+            return cached
     key_type, raw = _parse_key_message(keys_pb2.PublicKey(), data, max_size, "PublicKey")
-    return _PUBLIC_DECODERS[key_type](raw)
+    key = _PUBLIC_DECODERS[key_type](raw)
+    if len(_public_keys) >= PUBLIC_KEY_CACHE_SIZE:
+        _public_keys.clear()
+    _public_keys[data] = key
+    return key
 
 
 def private_key_from_protobuf(
