@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from google.protobuf.message import DecodeError
 
+from .._cache import remember
 from .._proto import keys_pb2
 from ..errors import InvalidKeyError, UsageError
 from ..varint import encode_uvarint
@@ -557,7 +558,7 @@ A peer's key arrives in its security handshake and again in every identify
 answer, and a simulator process decodes each node's key once per connection
 (~200 times per node at 1,000 nodes). Keys are immutable and decoding is
 deterministic, so the same bytes can share one object. Only keys that
-decoded are kept; when full, the cache starts over."""
+decoded are kept."""
 
 _public_keys: dict[bytes, PublicKey] = {}
 
@@ -572,11 +573,7 @@ def public_key_from_protobuf(
         if cached is not None:
             return cached
     key_type, raw = _parse_key_message(keys_pb2.PublicKey(), data, max_size, "PublicKey")
-    key = _PUBLIC_DECODERS[key_type](raw)
-    if len(_public_keys) >= PUBLIC_KEY_CACHE_SIZE:
-        _public_keys.clear()
-    _public_keys[data] = key
-    return key
+    return remember(_public_keys, data, _PUBLIC_DECODERS[key_type](raw), PUBLIC_KEY_CACHE_SIZE)
 
 
 def private_key_from_protobuf(

@@ -25,8 +25,9 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, NoReturn, TypeVar
+from typing import Final, NoReturn
 
+from .._cache import remember
 from ..errors import InvalidKeyError, ProtocolError, UsageError
 from ..varint import decode_uvarint, encode_uvarint
 from .multibase import multibase_decode, multibase_encode
@@ -47,7 +48,6 @@ is at most 253); the cap bounds what a peer can make us store per address."""
 MAX_MULTIADDR_TEXT_LENGTH: Final = 4096
 """Longest text multiaddr parsed (checked before any work is done)."""
 
-_K = TypeVar("_K", str, bytes)
 
 PARSE_CACHE_SIZE: Final = 4096
 """Parsed forms remembered per representation (text, binary). A node parses the
@@ -57,12 +57,6 @@ is pure, so a bounded cache of valid inputs is safe."""
 _Parsed = tuple[tuple["_Component", ...], tuple[bytes, ...]]
 _TEXT_CACHE: dict[str, _Parsed] = {}
 _BINARY_CACHE: dict[bytes, _Parsed] = {}
-
-
-def _remember(cache: dict[_K, _Parsed], key: _K, parsed: _Parsed) -> None:
-    if len(cache) >= PARSE_CACHE_SIZE:
-        cache.clear()  # cheap and bounded; a hot address is parsed again once
-    cache[key] = parsed
 
 
 class InvalidMultiaddr(UsageError):
@@ -283,14 +277,14 @@ class Multiaddr:
             parsed = _TEXT_CACHE.get(addr)
             if parsed is None:
                 parsed = self._parse_text(addr)
-                _remember(_TEXT_CACHE, addr, parsed)
+                remember(_TEXT_CACHE, addr, parsed, PARSE_CACHE_SIZE)
             self._init(*parsed)
         elif isinstance(addr, bytes | bytearray | memoryview):
             data = bytes(addr)
             parsed = _BINARY_CACHE.get(data)
             if parsed is None:
                 parsed = self._parse_binary(data)
-                _remember(_BINARY_CACHE, data, parsed)
+                remember(_BINARY_CACHE, data, parsed, PARSE_CACHE_SIZE)
             self._init(*parsed)
         else:
             raise TypeError(f"Multiaddr() takes str, bytes or Multiaddr, not {type(addr)}")

@@ -19,6 +19,7 @@ import functools
 import hashlib
 from typing import Final, NoReturn
 
+from .._cache import remember
 from ..errors import InvalidKeyError, ProtocolError
 from ..varint import decode_uvarint, encode_uvarint
 from .keys import PublicKey, public_key_from_protobuf
@@ -85,10 +86,7 @@ class PeerId:
         text = _VALIDATED.get(data)
         if text is None:
             self._validate(data)
-            text = b58encode(data)
-            if len(_VALIDATED) >= VALIDATED_CACHE_SIZE:
-                _VALIDATED.clear()
-            _VALIDATED[data] = text
+            text = remember(_VALIDATED, data, b58encode(data), VALIDATED_CACHE_SIZE)
         object.__setattr__(self, "_bytes", data)
         object.__setattr__(self, "_str", text)
 

@@ -28,6 +28,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from ..._cache import remember
 from ..._timeouts import deadline
 from ...errors import (
     ClosedError,
@@ -167,9 +168,7 @@ class ChordService:
         pos = self._positions.get(peer)
         if pos is None:
             pos = int.from_bytes(hashlib.sha256(peer.to_bytes()).digest(), "big")
-            if len(self._positions) >= KEY_CACHE_SIZE:
-                self._positions.clear()
-            self._positions[peer] = pos
+            remember(self._positions, peer, pos, KEY_CACHE_SIZE)
         return pos
 
     def _info(self, peer: PeerId) -> NodeInfo:

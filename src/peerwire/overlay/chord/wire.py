@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
+from ..._cache import remember
 from ..._proto import chord_pb2
 from ...errors import InvalidKeyError, PeerwireError, ProtocolError
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
@@ -115,9 +116,7 @@ class Codec:
                     addr = Multiaddr(data)
                 except InvalidMultiaddr:
                     addr = None
-                if len(cache) >= PEER_CACHE_SIZE:
-                    cache.clear()
-                cache[data] = addr
+                remember(cache, data, addr, PEER_CACHE_SIZE)
             if addr is not None:
                 out.append(addr)
         return tuple(out)
@@ -129,9 +128,7 @@ class Codec:
                 pid = PeerId.from_bytes(data)
             except InvalidKeyError:
                 return None
-            if len(self._peers) >= PEER_CACHE_SIZE:
-                self._peers.clear()
-            self._peers[data] = pid
+            remember(self._peers, data, pid, PEER_CACHE_SIZE)
         return pid
 
     def _nodes(self, raw: Sequence[chord_pb2.Node]) -> tuple[NodeInfo, ...]:

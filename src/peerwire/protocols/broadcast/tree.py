@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from ..._cache import remember
 from ...overlay.base import key_for
 
 if TYPE_CHECKING:
@@ -76,9 +77,9 @@ class Positions:
     def __call__(self, peer: PeerId) -> int:
         pos = self._cache.get(peer)
         if pos is None:
-            if len(self._cache) >= MAX_CACHED_POSITIONS:
-                self._cache.clear()
-            pos = self._cache[peer] = int.from_bytes(key_for(peer), "big")
+            pos = remember(
+                self._cache, peer, int.from_bytes(key_for(peer), "big"), MAX_CACHED_POSITIONS
+            )
         return pos
 
 

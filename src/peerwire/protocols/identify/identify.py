@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..._cache import remember
 from ..._proto import identify_pb2
 from ..._timeouts import deadline
 from ...errors import ConnectionLost, InvalidKeyError, PeerwireError, ProtocolError, Timeout
@@ -46,7 +47,7 @@ MAX_LISTEN_ADDRS = 64
 
 _OBSERVED_ADDR_TAG = b"\x22"  # Identify field 4 (observedAddr), length-delimited
 PROTOCOL_LIST_CACHE_SIZE = 1024
-"""Distinct announced protocol lists shared process-wide (when full, it starts over).
+"""Distinct announced protocol lists shared process-wide.
 
 Most peers announce the same list, and every connection keeps its peer's
 list; sharing one tuple of the same strings saved ~0.8 KB per connection in
@@ -58,9 +59,7 @@ def _shared_protocols(announced: Iterable[str]) -> tuple[str, ...]:
     protocols = tuple(announced)
     shared = _protocol_lists.get(protocols)
     if shared is None:
-        if len(_protocol_lists) >= PROTOCOL_LIST_CACHE_SIZE:
-            _protocol_lists.clear()
-        shared = _protocol_lists[protocols] = protocols
+        shared = remember(_protocol_lists, protocols, protocols, PROTOCOL_LIST_CACHE_SIZE)
     return shared
 
 

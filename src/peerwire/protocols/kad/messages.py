@@ -16,6 +16,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..._cache import remember
 from ..._proto import dht_pb2
 from ...errors import InvalidKeyError
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
@@ -32,7 +33,7 @@ Every FIND_NODE answer names ~k peers, mostly the same ones again and again;
 parsing a PeerId validates its key and computes its base58 text, which made
 decoding the most expensive part of a lookup. Both types are immutable, so
 all nodes in a process (the simulator runs thousands) can share the objects.
-Oldest entries are dropped first; only valid values are cached."""
+Only valid values are cached (bounded by ``peerwire._cache.remember``)."""
 
 _peer_ids: dict[bytes, PeerId] = {}
 _addrs: dict[bytes, Multiaddr] = {}
@@ -41,20 +42,14 @@ _addrs: dict[bytes, Multiaddr] = {}
 def _cached_peer_id(raw: bytes) -> PeerId:
     peer = _peer_ids.get(raw)
     if peer is None:
-        peer = PeerId.from_bytes(raw)  # InvalidKeyError: not cached
-        if len(_peer_ids) >= PARSE_CACHE_SIZE:
-            del _peer_ids[next(iter(_peer_ids))]
-        _peer_ids[raw] = peer
+        peer = remember(_peer_ids, raw, PeerId.from_bytes(raw), PARSE_CACHE_SIZE)
     return peer
 
 
 def _cached_addr(raw: bytes) -> Multiaddr:
     addr = _addrs.get(raw)
     if addr is None:
-        addr = Multiaddr(raw)  # InvalidMultiaddr: not cached
-        if len(_addrs) >= PARSE_CACHE_SIZE:
-            del _addrs[next(iter(_addrs))]
-        _addrs[raw] = addr
+        addr = remember(_addrs, raw, Multiaddr(raw), PARSE_CACHE_SIZE)
     return addr
 
 
@@ -127,9 +122,8 @@ def encode_peer(peer: KadPeer) -> bytes:
     if hit is not None and hit[0] is peer:
         return hit[1]
     raw = _encode_peer_by_value(peer)
-    if len(_encoded_by_identity) >= PARSE_CACHE_SIZE:
-        _encoded_by_identity.clear()
-    _encoded_by_identity[id(peer)] = (peer, raw)  # holding ``peer`` keeps its id unique
+    # Holding ``peer`` in the value keeps its id() from being reused meanwhile.
+    remember(_encoded_by_identity, id(peer), (peer, raw), PARSE_CACHE_SIZE)
     return raw
 
 
@@ -138,10 +132,7 @@ def _encode_peer_by_value(peer: KadPeer) -> bytes:
     if raw is None:
         pb = dht_pb2.Message.Peer()
         _fill_peer(pb, peer)
-        raw = pb.SerializeToString()
-        if len(_encoded_peers) >= PARSE_CACHE_SIZE:
-            del _encoded_peers[next(iter(_encoded_peers))]
-        _encoded_peers[peer] = raw
+        raw = remember(_encoded_peers, peer, pb.SerializeToString(), PARSE_CACHE_SIZE)
     return raw
 
 

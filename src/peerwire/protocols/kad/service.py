@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ..._cache import remember
 from ...errors import (
     ConnectionLost,
     InvalidKeyError,
@@ -383,9 +384,7 @@ class KadService:
             tuple(addrs),
             ConnectionType.CONNECTED if connected else ConnectionType.NOT_CONNECTED,
         )
-        if len(self._entries) >= ENTRY_CACHE_SIZE:
-            self._entries.clear()
-        self._entries[peer] = (list(addrs), connected, entry)
+        remember(self._entries, peer, (list(addrs), connected, entry), ENTRY_CACHE_SIZE)
         return entry
 
     def _closer(self, key: bytes, requester: PeerId | None) -> tuple[KadPeer, ...]:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..._cache import remember
 from ...errors import (
     ClosedError,
     InvalidKeyError,
@@ -411,10 +412,9 @@ class MessagingService:
                 key = public_key_from_protobuf(env.key)
             except InvalidKeyError:
                 return None
-            cached = (key, PeerId.from_public_key(key))
-            if len(self._keys) >= MAX_KEY_CACHE:
-                self._keys.clear()
-            self._keys[env.key] = cached
+            cached = remember(
+                self._keys, env.key, (key, PeerId.from_public_key(key)), MAX_KEY_CACHE
+            )
         key, author = cached
         signed = codec.signed_bytes(
             env.kind, env.id, env.timestamp_ms, env.protocol.encode(), env.data

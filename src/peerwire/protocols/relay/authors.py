@@ -9,6 +9,7 @@ most of the traffic a node sees.
 
 from __future__ import annotations
 
+from ..._cache import remember
 from ...errors import InvalidKeyError
 from ...identity.keys import PublicKey, public_key_from_protobuf
 from ...identity.peer_id import PeerId
@@ -42,10 +43,7 @@ class Authors:
                 raise InvalidKeyError("key does not match the PeerId")
         else:
             public = peer.extract_public_key()
-        if len(self._cache) >= MAX_CACHED_AUTHORS:
-            self._cache.clear()
-        self._cache[cache_key] = (peer, public)
-        return peer, public
+        return remember(self._cache, cache_key, (peer, public), MAX_CACHED_AUTHORS)
 
     def verify(
         self, peer_bytes: bytes, key: bytes, signed: bytes, signature: bytes
