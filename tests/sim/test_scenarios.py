@@ -17,7 +17,7 @@ from peerwire.errors import UsageError
 from peerwire.sim import report
 from peerwire.sim.drivers import DRIVERS, MeshDriver, get_driver, register_driver
 from peerwire.sim.network import LinkSpec
-from peerwire.sim.scenarios import Scenario, matrix, simulate
+from peerwire.sim.scenarios import Scenario, matrix, simulate, simulate_all
 
 FAST = Scenario(nodes=10, boot=3, lookups=10, sends=10, fast_crypto=True, memory="off")
 
@@ -116,6 +116,39 @@ def test_matrix_is_the_spacemesh_product() -> None:
     assert list(matrix(FAST, nodes=(4,), boots=(3, 5))) == list(
         matrix(FAST, nodes=(4,), boots=(3,))
     )
+
+
+def test_a_matrix_on_two_processes_gives_the_same_results_in_order() -> None:
+    rows = list(matrix(FAST, nodes=(10,), boots=(3,), rate=0.2))
+    alone = [r.metrics() for r in simulate_all(rows, jobs=1)]
+    results = list(simulate_all(rows, jobs=2))
+    assert [r.scenario for r in results] == rows
+    assert [r.metrics() for r in results] == alone
+    with pytest.raises(UsageError):
+        list(simulate_all(rows, jobs=0))
+
+
+def test_cli_matrix_jobs() -> None:
+    args = ["sim", "--matrix", "--matrix-nodes", "10", "--matrix-boots", "3", "--fault-rate", "0.2"]
+    args += ["--lookups", "4", "--sends", "4", "--fast-crypto", "--memory", "off"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "peerwire.cli", *args, *extra],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def metrics(done: subprocess.CompletedProcess[str]) -> list[object]:
+        return [r["metrics"] for r in json.loads(done.stdout)["results"]]
+
+    assert metrics(run("--json", "--jobs", "2")) == metrics(run("--json"))
+    table = run("--jobs", "2")
+    assert "4 scenarios, 2 at a time" in table.stderr
+    assert "[4/4] N=10 boot=3 faults=20% delay 2s" in table.stderr
 
 
 def test_reports_say_which_security_was_used(tmp_path: Path) -> None:

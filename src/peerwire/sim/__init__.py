@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     )
     from .faults import MessageFaults, NodeCounters, install_message_faults
     from .network import HostStats, LinkSpec, SimNetwork, SimTransport
-    from .scenarios import Scenario, ScenarioResult, matrix, run_scenario, simulate
+    from .scenarios import (
+        Scenario,
+        ScenarioResult,
+        matrix,
+        run_scenario,
+        simulate,
+        simulate_all,
+    )
     from .world import ChurnEvent, ChurnSpec, SimNode, Simulation
 
 # Loaded on first use: ``peerwire`` registers the ``sim`` command (``.cli``) at
@@ -40,7 +47,14 @@ _LAZY = {
     "drivers": ("LookupOutcome", "OverlayDriver", "OverlayParams", "get_driver", "register_driver"),
     "faults": ("MessageFaults", "NodeCounters", "install_message_faults"),
     "network": ("HostStats", "LinkSpec", "SimNetwork", "SimTransport"),
-    "scenarios": ("Scenario", "ScenarioResult", "matrix", "run_scenario", "simulate"),
+    "scenarios": (
+        "Scenario",
+        "ScenarioResult",
+        "matrix",
+        "run_scenario",
+        "simulate",
+        "simulate_all",
+    ),
     "world": ("ChurnEvent", "ChurnSpec", "SimNode", "Simulation"),
 }
 __getattr__ = lazy_attributes(
@@ -73,4 +87,5 @@ __all__ = [
     "run_scenario",
     "run_virtual",
     "simulate",
+    "simulate_all",
 ]

@@ -142,6 +142,13 @@ _FRACTION = click.FloatRange(0.0, 1.0)
 @click.option("--matrix-nodes", default="10,100,1000", show_default=True)
 @click.option("--matrix-boots", default="3,5,10", show_default=True)
 @click.option("--fault-rate", default=0.1, show_default=True, type=_FRACTION)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Scenarios run at once, each in its own process (a matrix on several cores).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Save a PNG plot.")
 def sim_command(
@@ -176,6 +183,7 @@ def sim_command(
     matrix_nodes: str,
     matrix_boots: str,
     fault_rate: float,
+    jobs: int,
     as_json: bool,
     plot_path: str | None,
 ) -> None:
@@ -185,7 +193,7 @@ def sim_command(
     from ..errors import PeerwireError
     from . import report
     from .network import LinkSpec
-    from .scenarios import Scenario, ScenarioResult, simulate
+    from .scenarios import Scenario, ScenarioResult, simulate_all
     from .scenarios import matrix as make_matrix
 
     try:
@@ -232,16 +240,19 @@ def sim_command(
             )
         else:
             scenarios = [base]
-        progress = None if as_json else Console(stderr=True)
+        progress = None if as_json or len(scenarios) == 1 else Console(stderr=True)
         results: list[ScenarioResult] = []
-        for i, scenario in enumerate(scenarios, start=1):
-            if progress is not None and len(scenarios) > 1:
+        if progress is not None and jobs > 1:
+            progress.print(f"{len(scenarios)} scenarios, {jobs} at a time", highlight=False)
+        for i, result in enumerate(simulate_all(scenarios, jobs=jobs), start=1):
+            results.append(result)
+            if progress is not None:
+                scenario = result.scenario
                 progress.print(
                     f"[{i}/{len(scenarios)}] N={scenario.nodes} boot={scenario.boot} "
-                    f"faults={scenario.fault_label}",
+                    f"faults={scenario.fault_label}: {result.wall_time:.1f} s",
                     highlight=False,
                 )
-            results.append(simulate(scenario))
         if as_json:
             sys.stdout.write(report.to_json(results) + "\n")
         else:
