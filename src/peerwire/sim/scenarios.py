@@ -611,10 +611,11 @@ def simulate_all(scenarios: Sequence[Scenario], *, jobs: int = 1) -> Iterator[Sc
     """Run ``scenarios`` and yield their results in order, ``jobs`` at a time.
 
     One simulation is one event loop on one core; a matrix is many independent
-    ones, so with ``jobs`` > 1 each runs in a worker process of its own
-    (spawned, so a worker starts from a clean interpreter rather than a copy
-    of ours). Seeds make the results the same whatever ``jobs`` is; only wall
-    and CPU times differ, and memory per node is measured per worker process.
+    ones, so with ``jobs`` > 1 each runs in a fresh worker process of its own
+    (spawned, so it starts from a clean interpreter rather than a copy of ours,
+    and one scenario's freed memory cannot hide the next one's growth). Seeds
+    make the results the same whatever ``jobs`` is; only wall and CPU times
+    and memory per node differ.
     A script that calls this with ``jobs`` > 1 needs the usual
     ``if __name__ == "__main__":`` guard: spawned workers import it.
     """
@@ -625,7 +626,9 @@ def simulate_all(scenarios: Sequence[Scenario], *, jobs: int = 1) -> Iterator[Sc
             yield simulate(scenario)
         return
     pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(scenarios)), mp_context=multiprocessing.get_context("spawn")
+        max_workers=min(jobs, len(scenarios)),
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=1,
     )
     try:
         yield from pool.map(simulate, scenarios)
