@@ -244,7 +244,7 @@ def sim_command(
         results: list[ScenarioResult] = []
         if progress is not None and jobs > 1:
             progress.print(f"{len(scenarios)} scenarios, {jobs} at a time", highlight=False)
-        for i, result in enumerate(simulate_all(scenarios, jobs=jobs), start=1):
+        for i, result in enumerate(simulate_all(scenarios, jobs=jobs, then_exit=True), start=1):
             results.append(result)
             if progress is not None:
                 scenario = result.scenario
