@@ -170,7 +170,12 @@ class RoutingTable:
         """
         target = int.from_bytes(key, "big")
         limit = self.k if count is None else count
-        skip = set(exclude)
+        # Excluded peers are dropped by distance once sorted (positions are
+        # distinct): testing every candidate against a set of PeerIds hashed
+        # each one in Python, the costliest part of answering FIND_NODE.
+        positions = self._positions
+        skip = {positions[p] ^ target for p in exclude if p in positions}
+        wanted = limit + len(skip)
         buckets = self._buckets
         c = self.bucket_index(target)
         bands: list[list[_Bucket]] = [[buckets[c]], buckets[c + 1 :]]
@@ -178,14 +183,12 @@ class RoutingTable:
         ranked: list[tuple[int, PeerId]] = []
         for band in bands:
             for bucket in band:
-                ranked.extend(
-                    (entry.position ^ target, peer)
-                    for peer, entry in bucket.peers.items()
-                    if peer not in skip
-                )
-            if len(ranked) >= limit:
+                ranked += [(entry.position ^ target, peer) for peer, entry in bucket.peers.items()]
+            if len(ranked) >= wanted:
                 break
         ranked.sort()  # positions are distinct, so PeerIds are never compared
+        if skip:
+            ranked = [item for item in ranked[:wanted] if item[0] not in skip]
         return [peer for _, peer in ranked[:limit]]
 
     def next_hop(self, key: bytes) -> PeerId | None:
