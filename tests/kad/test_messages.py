@@ -117,6 +117,19 @@ def test_peer_lists_are_cut_at_max_peers() -> None:
     assert len(decode(encode(many), max_addrs=4).closer[0].addrs) == 4
 
 
+def test_an_entry_keeps_its_encoding_without_changing_its_value() -> None:
+    entry = KadPeer(PEERS[0], (ADDRS[0], ADDRS[2]), ConnectionType.CONNECTED)
+    msg = KadMessage(MessageType.FIND_NODE, closer=(entry,), providers=(entry,))
+    first = encode(msg)
+    again = encode(msg)  # from the memo
+    assert again == first
+    assert dht_pb2.Message.FromString(again) == reference_pb(msg)
+    fresh = KadPeer(PEERS[0], (ADDRS[0], ADDRS[2]), ConnectionType.CONNECTED)
+    assert entry == fresh
+    assert hash(entry) == hash(fresh)
+    assert repr(entry) == repr(fresh)
+
+
 class ChunkStream:
     """Just enough of a Stream for ``_read_message``: serves ``data`` in fixed chunks."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..._cache import remember
 from ..._proto import dht_pb2
@@ -76,6 +76,8 @@ class KadPeer:
     peer_id: PeerId
     addrs: tuple[Multiaddr, ...] = ()
     connection: ConnectionType = ConnectionType.NOT_CONNECTED
+    _field: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """This entry as an encoded message field, minus the tag; set by its first encoding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,35 +107,26 @@ _CONNECTION_TYPES = tuple(ConnectionType)  # indexed by wire value (enum calls a
 _NOT_CONNECTED = ConnectionType.NOT_CONNECTED
 _CLOSER_TAG = b"\x42"  # field 8 (closerPeers), length-delimited
 _PROVIDER_TAG = b"\x4a"  # field 9 (providerPeers), length-delimited
-_encoded_peers: dict[KadPeer, bytes] = {}
 
 
-_encoded_by_identity: dict[int, tuple[KadPeer, bytes]] = {}
+def _peer_field(peer: KadPeer) -> bytes:
+    """``peer`` as a length-delimited field body (length + ``Message.Peer``), memoized on it.
 
-
-def encode_peer(peer: KadPeer) -> bytes:
-    """The serialized ``Message.Peer`` of ``peer``; cached like parsed ids (same bound).
-
-    Looked up by object identity first (the service hands out the same entry
-    objects while a peer is unchanged): hashing a KadPeer hashes its id and
-    every address in Python, which cost more than the lookup saved.
+    The service hands out the same entry object while a peer is unchanged, so
+    each entry is serialized once however many answers name it. Keeping the
+    bytes on the entry needs no lookup at all: a process-wide cache keyed by
+    entry identity thrashed once a simulation held more entries than its
+    bound (a service per node builds its own), and keying by value hashes
+    the PeerId and every address in Python.
     """
-    hit = _encoded_by_identity.get(id(peer))
-    if hit is not None and hit[0] is peer:
-        return hit[1]
-    raw = _encode_peer_by_value(peer)
-    # Holding ``peer`` in the value keeps its id() from being reused meanwhile.
-    remember(_encoded_by_identity, id(peer), (peer, raw), PARSE_CACHE_SIZE)
-    return raw
-
-
-def _encode_peer_by_value(peer: KadPeer) -> bytes:
-    raw = _encoded_peers.get(peer)
-    if raw is None:
+    framed = peer._field
+    if framed is None:
         pb = dht_pb2.Message.Peer()
         _fill_peer(pb, peer)
-        raw = remember(_encoded_peers, peer, pb.SerializeToString(), PARSE_CACHE_SIZE)
-    return raw
+        raw = pb.SerializeToString()
+        framed = encode_uvarint(len(raw)) + raw
+        object.__setattr__(peer, "_field", framed)  # frozen: a memo, not a change of value
+    return framed
 
 
 def encode(msg: KadMessage) -> bytes:
@@ -159,8 +152,7 @@ def encode(msg: KadMessage) -> bytes:
     parts = [pb.SerializeToString()]
     for tag, peers in ((_CLOSER_TAG, msg.closer), (_PROVIDER_TAG, msg.providers)):
         for peer in peers:
-            raw = encode_peer(peer)
-            parts += (tag, encode_uvarint(len(raw)), raw)
+            parts += (tag, peer._field or _peer_field(peer))
     return b"".join(parts)
 
 

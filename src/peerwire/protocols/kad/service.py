@@ -187,7 +187,7 @@ class KadService:
         self._inbound: dict[PeerId, int] = {}
         # Answer entries by peer: (addresses they were built from, connected?, entry).
         # A FIND_NODE answer names k peers, mostly the same ones again and again;
-        # reusing the same KadPeer object lets encode_peer find its bytes by identity.
+        # reusing the same KadPeer object means it is serialized once (it keeps its bytes).
         self._entries: dict[PeerId, tuple[list[Multiaddr], bool, KadPeer]] = {}
         self._pinging: dict[PeerId, None] = {}
         self._bootstrap_peers: list[PeerId] = []
@@ -372,6 +372,10 @@ class KadService:
     def _peer_entry(self, peer: PeerId) -> KadPeer:
         if peer == self.peer_id:
             return KadPeer(peer, self._own_addrs(), ConnectionType.CONNECTED)
+        return self._other_entry(peer)
+
+    def _other_entry(self, peer: PeerId) -> KadPeer:
+        """The answer entry for ``peer``, which is not us (table peers never are)."""
         known = self.host.peerstore.get(peer)
         addrs = known.addrs if known is not None else []
         connected = self.host.connection(peer) is not None
@@ -390,10 +394,11 @@ class KadService:
     def _closer(self, key: bytes, requester: PeerId | None) -> tuple[KadPeer, ...]:
         target = hashlib.sha256(key).digest()
         exclude = (requester,) if requester is not None else ()
-        out = [self._peer_entry(p) for p in self.table.closest(target, exclude=exclude)]
+        entry = self._other_entry
+        out = [entry(p) for p in self.table.closest(target, exclude=exclude)]
         if key == self.peer_id.to_bytes():
             out.insert(0, self._peer_entry(self.peer_id))
-        return tuple(entry for entry in out if entry.addrs)
+        return tuple([e for e in out if e.addrs])
 
     # ----------------------------------------------------------------- RPCs
     async def _connect(self, peer: PeerId) -> MuxedConnection:
