@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from peerwire import Identity, Multiaddr
 from peerwire._proto import dht_pb2
 from peerwire.errors import ProtocolError
+from peerwire.protocols.kad import messages as codec
 from peerwire.protocols.kad.errors import KadProtocolError
 from peerwire.protocols.kad.messages import (
     ConnectionType,
@@ -128,6 +129,23 @@ def test_an_entry_keeps_its_encoding_without_changing_its_value() -> None:
     assert entry == fresh
     assert hash(entry) == hash(fresh)
     assert repr(entry) == repr(fresh)
+
+
+def test_decoded_entries_are_shared_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "PARSE_CACHE_SIZE", 3)
+    monkeypatch.setattr(codec, "_decoded_peers", {})
+    for peer in PEERS:
+        msg = KadMessage(MessageType.FIND_NODE, closer=(KadPeer(peer, (ADDRS[0],)),))
+        assert decode(encode(msg)) == msg
+        assert decode(encode(msg)).closer[0] is decode(encode(msg)).closer[0]
+        assert 1 <= len(codec._decoded_peers) <= 3
+
+
+def test_a_shared_entry_still_honours_max_addrs() -> None:
+    wire = encode(KadMessage(MessageType.FIND_NODE, closer=(KadPeer(PEERS[1], tuple(ADDRS)),)))
+    assert decode(wire).closer[0].addrs == tuple(ADDRS)
+    assert decode(wire, max_addrs=1).closer[0].addrs == (ADDRS[0],)
+    assert decode(wire).closer[0].addrs == tuple(ADDRS)
 
 
 class ChunkStream:

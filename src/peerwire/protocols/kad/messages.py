@@ -27,11 +27,11 @@ from .errors import KadProtocolError
 MAX_ADDRS_PER_PEER = 32
 """Addresses kept per peer entry (the peer store keeps no more either)."""
 PARSE_CACHE_SIZE = 1 << 15
-"""Parsed PeerIds and multiaddrs remembered (each cache), process-wide.
+"""Parsed PeerIds, multiaddrs and decoded peer entries remembered (each cache), process-wide.
 
 Every FIND_NODE answer names ~k peers, mostly the same ones again and again;
 parsing a PeerId validates its key and computes its base58 text, which made
-decoding the most expensive part of a lookup. Both types are immutable, so
+decoding the most expensive part of a lookup. All three are immutable, so
 all nodes in a process (the simulator runs thousands) can share the objects.
 Only valid values are cached (bounded by ``peerwire._cache.remember``)."""
 
@@ -159,24 +159,43 @@ def encode(msg: KadMessage) -> bytes:
 def _peers(
     entries: Iterable[dht_pb2.Message.Peer], max_peers: int, max_addrs: int
 ) -> tuple[KadPeer, ...]:
+    """The valid entries, at most ``max_peers``; each decoded entry is shared process-wide.
+
+    Answers from all over the network name the same peers with the same
+    addresses, so an entry's serialized form (which protobuf writes in C)
+    finds the finished :class:`KadPeer`, immutable like its parts.
+    """
     out: list[KadPeer] = []
     for entry in entries:
         if len(out) >= max_peers:
             break
-        try:
-            peer = _cached_peer_id(entry.id)
-        except InvalidKeyError:
-            continue
-        addrs: list[Multiaddr] = []
-        for raw in entry.addrs[:max_addrs]:
+        key = (entry.SerializeToString(), max_addrs)
+        peer = _decoded_peers.get(key)
+        if peer is None:
             try:
-                addrs.append(_cached_addr(raw))
-            except InvalidMultiaddr:
+                peer = _decode_peer(entry, max_addrs)
+            except InvalidKeyError:
                 continue
-        code = entry.connection
-        conn = _CONNECTION_TYPES[code] if 0 <= code < len(_CONNECTION_TYPES) else _NOT_CONNECTED
-        out.append(KadPeer(peer, tuple(addrs), conn))
+            remember(_decoded_peers, key, peer, PARSE_CACHE_SIZE)
+        out.append(peer)
     return tuple(out)
+
+
+_decoded_peers: dict[tuple[bytes, int], KadPeer] = {}
+
+
+def _decode_peer(entry: dht_pb2.Message.Peer, max_addrs: int) -> KadPeer:
+    """One entry; :class:`InvalidKeyError` if its id is not a PeerId (bad addresses are dropped)."""
+    peer = _cached_peer_id(entry.id)
+    addrs: list[Multiaddr] = []
+    for raw in entry.addrs[:max_addrs]:
+        try:
+            addrs.append(_cached_addr(raw))
+        except InvalidMultiaddr:
+            continue
+    code = entry.connection
+    conn = _CONNECTION_TYPES[code] if 0 <= code < len(_CONNECTION_TYPES) else _NOT_CONNECTED
+    return KadPeer(peer, tuple(addrs), conn)
 
 
 def decode(data: bytes, *, max_peers: int = 64, max_addrs: int = MAX_ADDRS_PER_PEER) -> KadMessage:
