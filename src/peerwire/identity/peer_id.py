@@ -75,9 +75,10 @@ class PeerId:
     Hashable, and compared and ordered by those bytes.
     """
 
-    __slots__ = ("_bytes", "_str")
+    __slots__ = ("_bytes", "_hash", "_str")
 
     _bytes: bytes
+    _hash: int
     _str: str
 
     def __init__(self, multihash: bytes) -> None:
@@ -88,6 +89,9 @@ class PeerId:
             self._validate(data)
             text = remember(_VALIDATED, data, b58encode(data), VALIDATED_CACHE_SIZE)
         object.__setattr__(self, "_bytes", data)
+        # Routing tables, peer stores and lookups hash PeerIds millions of times
+        # in a large simulation; the stored value saves a call to hash() in each.
+        object.__setattr__(self, "_hash", hash(data))
         object.__setattr__(self, "_str", text)
 
     @staticmethod
@@ -210,4 +214,4 @@ class PeerId:
         return self._bytes < other._bytes
 
     def __hash__(self) -> int:
-        return hash(self._bytes)
+        return self._hash
