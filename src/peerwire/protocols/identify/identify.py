@@ -26,6 +26,7 @@ from ...host.middleware import Hook
 from ...identity.keys import PublicKey, public_key_from_protobuf
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
 from ...identity.peer_id import PeerId
+from ...identity.shared import shared_multiaddr
 from ...varint import LengthPrefixedReader, encode_uvarint
 
 if TYPE_CHECKING:
@@ -236,7 +237,9 @@ class IdentifyService:
         addrs: list[Multiaddr] = []
         for raw in msg.listenAddrs[:MAX_LISTEN_ADDRS]:
             try:
-                addrs.append(Multiaddr(bytes(raw)))
+                # Shared with kad's answers, so the peer store's copies compare by
+                # identity. The observed address below is new per connection: not shared.
+                addrs.append(shared_multiaddr(raw))
             except InvalidMultiaddr:
                 log.debug("ignoring malformed listen addr from %s", peer)
         observed: Multiaddr | None = None

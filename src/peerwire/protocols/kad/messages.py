@@ -21,36 +21,21 @@ from ..._proto import dht_pb2
 from ...errors import InvalidKeyError
 from ...identity.multiaddr import InvalidMultiaddr, Multiaddr
 from ...identity.peer_id import PeerId
+from ...identity.shared import shared_multiaddr, shared_peer_id
 from ...varint import encode_uvarint
 from .errors import KadProtocolError
 
 MAX_ADDRS_PER_PEER = 32
 """Addresses kept per peer entry (the peer store keeps no more either)."""
 PARSE_CACHE_SIZE = 1 << 15
-"""Parsed PeerIds, multiaddrs and decoded peer entries remembered (each cache), process-wide.
+"""Decoded peer entries remembered, process-wide.
 
 Every FIND_NODE answer names ~k peers, mostly the same ones again and again;
 parsing a PeerId validates its key and computes its base58 text, which made
-decoding the most expensive part of a lookup. All three are immutable, so
+decoding the most expensive part of a lookup. Entries are immutable like
+their ids and addresses (shared through :mod:`peerwire.identity.shared`), so
 all nodes in a process (the simulator runs thousands) can share the objects.
-Only valid values are cached (bounded by ``peerwire._cache.remember``)."""
-
-_peer_ids: dict[bytes, PeerId] = {}
-_addrs: dict[bytes, Multiaddr] = {}
-
-
-def _cached_peer_id(raw: bytes) -> PeerId:
-    peer = _peer_ids.get(raw)
-    if peer is None:
-        peer = remember(_peer_ids, raw, PeerId.from_bytes(raw), PARSE_CACHE_SIZE)
-    return peer
-
-
-def _cached_addr(raw: bytes) -> Multiaddr:
-    addr = _addrs.get(raw)
-    if addr is None:
-        addr = remember(_addrs, raw, Multiaddr(raw), PARSE_CACHE_SIZE)
-    return addr
+Only valid entries are cached (bounded by ``peerwire._cache.remember``)."""
 
 
 class MessageType(enum.IntEnum):
@@ -186,11 +171,11 @@ _decoded_peers: dict[tuple[bytes, int], KadPeer] = {}
 
 def _decode_peer(entry: dht_pb2.Message.Peer, max_addrs: int) -> KadPeer:
     """One entry; :class:`InvalidKeyError` if its id is not a PeerId (bad addresses are dropped)."""
-    peer = _cached_peer_id(entry.id)
+    peer = shared_peer_id(entry.id)
     addrs: list[Multiaddr] = []
     for raw in entry.addrs[:max_addrs]:
         try:
-            addrs.append(_cached_addr(raw))
+            addrs.append(shared_multiaddr(raw))
         except InvalidMultiaddr:
             continue
     code = entry.connection
