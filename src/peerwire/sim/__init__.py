@@ -8,7 +8,9 @@
 * :mod:`.world`: :class:`Simulation`, real ``Node`` objects with seeded
   identities, and churn (join, leave, crash, restart);
 * :mod:`.scenarios`: the Spacemesh test matrix over any overlay
-  (:mod:`.drivers`), with its metrics; :mod:`.report`: table, JSON, plot.
+  (:mod:`.drivers`), with its metrics; :mod:`.report`: table, JSON, plot;
+* :mod:`.shard` / :mod:`.sharded`: one scenario spread over several processes
+  (``Scenario.shards``), kept exact by conservative time windows.
 
 ``peerwire sim`` is the command-line front end.
 """
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         simulate,
         simulate_all,
     )
+    from .shard import ShardFailed
     from .world import ChurnEvent, ChurnSpec, SimNode, Simulation
 
 # Loaded on first use: ``peerwire`` registers the ``sim`` command (``.cli``) at
@@ -47,6 +50,7 @@ _LAZY = {
     "drivers": ("LookupOutcome", "OverlayDriver", "OverlayParams", "get_driver", "register_driver"),
     "faults": ("MessageFaults", "NodeCounters", "install_message_faults"),
     "network": ("HostStats", "LinkSpec", "SimNetwork", "SimTransport"),
+    "shard": ("ShardFailed",),
     "scenarios": (
         "Scenario",
         "ScenarioResult",
@@ -73,6 +77,7 @@ __all__ = [
     "OverlayParams",
     "Scenario",
     "ScenarioResult",
+    "ShardFailed",
     "SimNetwork",
     "SimNode",
     "SimTransport",

@@ -149,6 +149,13 @@ _FRACTION = click.FloatRange(0.0, 1.0)
     type=click.IntRange(min=1),
     help="Scenarios run at once, each in its own process (a matrix on several cores).",
 )
+@click.option(
+    "--shards",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes one simulation is spread over (up to one per core; needs --latency > 0).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Save a PNG plot.")
 def sim_command(
@@ -184,6 +191,7 @@ def sim_command(
     matrix_boots: str,
     fault_rate: float,
     jobs: int,
+    shards: int,
     as_json: bool,
     plot_path: str | None,
 ) -> None:
@@ -223,6 +231,7 @@ def sim_command(
             max_connections=max_connections,
             seed=seed,
             fast_crypto=fast_crypto,
+            shards=shards,
             memory="tracemalloc"
             if memory == "tracemalloc"
             else "off"

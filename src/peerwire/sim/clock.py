@@ -36,12 +36,16 @@ import asyncio
 import collections
 import contextvars
 import heapq
+import math
 import random
 import selectors
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Final, NoReturn, TypeVar, TypeVarTuple, cast
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, TypeVarTuple, cast
 
 from ..errors import PeerwireError, UsageError
+
+if TYPE_CHECKING:
+    from .shard import ShardWindow
 
 __all__ = [
     "DEFAULT_STALL_TIMEOUT",
@@ -151,11 +155,24 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         selector._loop = self
         selector._sealed = True  # the self-pipe is registered; nothing else may be
         self._vselector = selector
+        self.window: ShardWindow | None = None
+        """Set while this loop runs one shard of a simulation (:mod:`peerwire.sim.shard`):
+        the clock then never passes ``window.end`` without a ``window.sync``."""
 
     # ------------------------------------------------------------------ time
     def time(self) -> float:
         """The virtual clock, in seconds."""
         return self._now
+
+    @property
+    def has_ready(self) -> bool:
+        """True if callbacks are ready to run now."""
+        return bool(cast(Any, self)._ready)
+
+    def move_to(self, when: float) -> None:
+        """Set the clock to ``when`` if that is later (a shard's window end; see ``window``)."""
+        if when > self._now:
+            self._now = when
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds`` at once (timers due by then fire next pass).
@@ -220,7 +237,14 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
             if selector.woken:
                 base._process_events(selector.select(0))
             if not ready and timers[0][0] > self._now:
+                window = self.window
+                if window is not None and timers[0][0] >= window.end:
+                    window.sync(timers[0][0])
+                    return
                 self._now = timers[0][0]
+        elif self.window is not None:
+            self.window.sync(math.inf)
+            return
         else:
             base._process_events(selector.select(None))
         now = self._now

@@ -362,7 +362,12 @@ class SimNetwork(MemoryNetwork):
             self._arrive(sender, packet)  # an ideal link with nothing in flight
             return
         state.last_arrival = at
-        loop.call_at(at, self._arrive, sender, packet)
+        self._deliver_later(sender, packet, at)
+
+    def _deliver_later(self, sender: SimConnection, packet: MemoryPacket, at: float) -> None:
+        """Hand ``packet`` to ``sender``'s peer at virtual time ``at`` (a sharded network
+        sends it to the shard that runs the peer instead)."""
+        sender._loop.call_at(at, self._arrive, sender, packet)
 
     def _retransmit_delay(self, size: int, spec: LinkSpec) -> float:
         """Extra delay of the slowest segment of a ``size``-byte packet (see module doc)."""

@@ -147,7 +147,10 @@ def _detail(result: ScenarioResult) -> Table:
         ("messages per node", _num(s["messages_per_node"], "{:.1f}")),
         ("packets per node", _num(s["packets_per_node"], "{:.0f}")),
         ("simulated time", _secs(s["sim_time"])),
-        ("wall time (CPU time)", f"{_secs(s['wall_time'])} ({_secs(s['cpu_time'])})"),
+        (
+            "wall time (CPU time)" + (f", {sc.shards} processes" if sc.shards > 1 else ""),
+            f"{_secs(s['wall_time'])} ({_secs(s['cpu_time'])})",
+        ),
         ("memory per node (peak)", _mem(s["memory_per_node"])),
     ]
     for name, value in rows:

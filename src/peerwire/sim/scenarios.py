@@ -40,8 +40,9 @@ import dataclasses
 import gc
 import logging
 import multiprocessing
+import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,7 +54,7 @@ from ._memory import MemoryProbe
 from .clock import run_virtual
 from .drivers import OverlayDriver, OverlayParams, get_driver
 from .faults import MessageFaults
-from .network import LinkSpec
+from .network import LinkSpec, SimNetwork
 from .overlay_flows import (
     BROADCAST_MODES,
     BroadcastOutcome,
@@ -135,6 +136,10 @@ class Scenario:
     seed: int = 1
     fast_crypto: bool = False
     memory: MemoryMode = "rss"
+    shards: int = 1
+    """Processes one simulation is spread over (:mod:`peerwire.sim.shard`): up to one
+    per core. Deterministic for a given count; jitter and loss draw from one
+    generator per shard, so the figures differ from a single-process run's."""
 
     def __post_init__(self) -> None:
         if self.nodes < 2 or not 1 <= self.boot <= self.nodes:
@@ -154,6 +159,18 @@ class Scenario:
             raise UsageError("route_to must be 'keys', 'nodes' or 'mixed'")
         if self.tree_copies < 1 or self.flow_timeout <= 0:
             raise UsageError("tree_copies must be >= 1 and flow_timeout > 0")
+        if self.shards < 1:
+            raise UsageError("shards must be >= 1")
+        if self.shards > 1:
+            if self.routes or self.broadcasts:
+                raise UsageError("the route and broadcast flows run in one process only (shards=1)")
+            if self.link.latency <= 0:
+                raise UsageError(
+                    "shards > 1 needs a link latency > 0: it is how far each shard "
+                    "may run ahead of the others"
+                )
+            if self.shards > self.nodes:
+                raise UsageError("shards may not exceed nodes")
 
     @property
     def connection_limit(self) -> int:
@@ -214,8 +231,9 @@ class ScenarioResult:
     sim_time: float = 0.0
     wall_time: float = 0.0
     cpu_time: float = 0.0
-    """CPU seconds the process spent (on a shared machine, wall time also counts
-    the time other processes had the CPU)."""
+    """CPU seconds the process spent, summed over the processes of a sharded run
+    (on a shared machine, wall time also counts the time other processes had
+    the CPU)."""
     memory_per_node: int | None = None
     """Peak bytes per simulated node (``memory`` mode of the scenario), None if off."""
     relay: RelayOutcome = field(default_factory=RelayOutcome)
@@ -280,6 +298,7 @@ class ScenarioResult:
             "faults": self.scenario.fault_label,
             "crypto": self.crypto,
             "seed": self.scenario.seed,
+            "shards": self.scenario.shards,
             "live_nodes": self.live_nodes,
             "bootstrap_pct": self.bootstrap_pct,
             "bootstrap_time_median": _quantile(self.bootstrap_times, 0.5),
@@ -332,13 +351,7 @@ class _Run:
                 seed=scenario.seed,
             ),
         )
-        self.sim = Simulation(
-            seed=scenario.seed,
-            link=scenario.link,
-            fast_crypto=scenario.fast_crypto,
-            overlay=driver.overlay,
-            config=base,
-        )
+        self.sim = self._simulation(base)
         self.rng = self.sim.rng("scenario")
         self.result = ScenarioResult(scenario, self.sim.crypto)
         self.joined: dict[SimNode, bool] = {}
@@ -347,6 +360,25 @@ class _Run:
         self.loop = asyncio.get_running_loop()
         self.flows = FlowRecorder(self.loop)
         self.wall = time.perf_counter()
+
+    def _simulation(self, config: Config) -> Simulation:
+        sc = self.sc
+        return Simulation(
+            seed=sc.seed,
+            link=sc.link,
+            fast_crypto=sc.fast_crypto,
+            overlay=self.driver.overlay,
+            config=config,
+            network=self._network(),
+        )
+
+    def _network(self) -> Callable[..., SimNetwork]:
+        """What builds the simulation's network (a sharded run's is different)."""
+        return SimNetwork
+
+    def _join_rng(self, node: SimNode) -> random.Random:
+        """The generator an overlay driver's ``join`` draws from for ``node``."""
+        return self.rng
 
     def _phase(self, name: str) -> None:
         now = time.perf_counter()
@@ -381,7 +413,7 @@ class _Run:
         t0 = self.loop.time()
         try:
             await self.sim.start(node)
-            ok = await self.driver.join(self.sim, node, self.rng)
+            ok = await self.driver.join(self.sim, node, self._join_rng(node))
         except PeerwireError as exc:
             log.info("%s failed to start: %s", node.host, exc)
             ok = False
@@ -428,18 +460,27 @@ class _Run:
         live = [n for n in self.sim.live() if self.joined.get(n)]
         if len(live) < 2:
             return None
-        rng, knows = self.rng, self.driver.knows
+        rng = self.rng
         for _ in range(8):
             source = live[rng.randrange(len(live))]
-            for _ in range(32):
-                target = live[rng.randrange(len(live))]
-                if target is not source and not knows(source, target):
-                    return source, target
-            others = [n for n in live if n is not source]
-            rng.shuffle(others)
-            for target in others:
-                if not knows(source, target):
-                    return source, target
+            target = self._target(source, live, rng)
+            if target is not None:
+                return source, target
+        return None
+
+    def _target(self, source: SimNode, live: list[SimNode], rng: random.Random) -> SimNode | None:
+        """A node of ``live`` that ``source`` does not know: 32 random draws, then
+        every other node in random order; None if it knows them all."""
+        knows = self.driver.knows
+        for _ in range(32):
+            target = live[rng.randrange(len(live))]
+            if target is not source and not knows(source, target):
+                return target
+        others = [n for n in live if n is not source]
+        rng.shuffle(others)
+        for target in others:
+            if not knows(source, target):
+                return target
         return None
 
     async def _one_lookup(self, i: int, at: float) -> None:
@@ -448,7 +489,9 @@ class _Run:
         if pair is None:
             self.result.lookups_skipped += 1
             return
-        source, target = pair
+        await self._lookup(*pair)
+
+    async def _lookup(self, source: SimNode, target: SimNode) -> None:
         t0 = self.loop.time()
         outcome = await self.driver.lookup(source, target)
         res = self.result
@@ -478,7 +521,9 @@ class _Run:
         if pair is None:
             self.result.sends_skipped += 1
             return
-        source, target = pair
+        await self._send(i, *pair)
+
+    async def _send(self, i: int, source: SimNode, target: SimNode) -> None:
         self.result.sends_attempted += 1
         self.driver.prepare_send(source, target)
         t0 = self.loop.time()
@@ -546,6 +591,9 @@ class _Run:
             res.packets_per_node = round(packets / len(ran), 3)
         res.sim_time = round(self.loop.time(), 9)
 
+    async def stop(self) -> None:
+        await self.sim.stop_all()
+
 
 async def run_scenario(
     scenario: Scenario, *, driver: OverlayDriver | None = None
@@ -555,6 +603,18 @@ async def run_scenario(
     cpu = time.process_time()
     probe = MemoryProbe(scenario.memory)
     run = _Run(scenario, driver or get_driver(scenario.overlay))
+    try:
+        result = await run_scenario_phases(run, probe)
+    finally:
+        probe.close()
+    result.wall_time = round(time.perf_counter() - started, 3)
+    result.cpu_time = round(time.process_time() - cpu, 3)
+    return result
+
+
+async def run_scenario_phases(run: _Run, probe: MemoryProbe) -> ScenarioResult:
+    """Build, run every phase of, measure and stop ``run`` (the body of :func:`run_scenario`)."""
+    scenario = run.sc
     peerwire_log = logging.getLogger("peerwire")
     level = peerwire_log.level
     if not peerwire_log.isEnabledFor(logging.INFO):
@@ -577,13 +637,10 @@ async def run_scenario(
         run.collect()
         result = run.result
         result.memory_per_node = probe.per_node(scenario.nodes)
-        await run.sim.stop_all()
+        await run.stop()
         run._phase("stop")
     finally:
         peerwire_log.setLevel(level)
-        probe.close()
-    result.wall_time = round(time.perf_counter() - started, 3)
-    result.cpu_time = round(time.process_time() - cpu, 3)
     return result
 
 
@@ -605,6 +662,10 @@ def simulate(
     enabled = gc.isenabled()
     gc.disable()
     try:
+        if scenario.shards > 1:
+            from .sharded import simulate_sharded
+
+            return simulate_sharded(scenario, driver=driver)
         return run_virtual(run_scenario(scenario, driver=driver), seed=scenario.seed)
     finally:
         if enabled:

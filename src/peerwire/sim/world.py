@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -120,6 +120,7 @@ class Simulation:
         config: Config | None = None,
         user_timeout: float = DEFAULT_USER_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        network: Callable[..., SimNetwork] = SimNetwork,
     ) -> None:
         self.seed = seed
         self.fast_crypto = fast_crypto
@@ -128,7 +129,7 @@ class Simulation:
         if fast_crypto:
             base = dataclasses.replace(base, security=(PLAINTEXT,), allow_plaintext=True)
         self.config = base
-        self.network = SimNetwork(
+        self.network = network(
             rng=self.rng("network"),
             link=link,
             user_timeout=user_timeout,
@@ -196,6 +197,24 @@ class Simulation:
         except BaseException:
             sim_node.state = "left"
             raise
+
+    def mirror_start(self, sim_node: SimNode) -> None:
+        """Record that another shard started ``sim_node`` now (its ``Node`` is not ours to run)."""
+        self.network.set_down(sim_node.host, False)
+        sim_node.started_at = asyncio.get_running_loop().time()
+        sim_node.state = "up"
+
+    def mirror_crash(self, sim_node: SimNode, *, mode: CrashMode = "silent") -> None:
+        """Record that another shard crashed ``sim_node`` now: our ends of its connections
+        see what :meth:`crash` makes them see (nothing, or resets)."""
+        if sim_node.state != "up":
+            return
+        sim_node.state = "crashed"
+        sim_node.stopped_at = asyncio.get_running_loop().time()
+        if mode == "reset":
+            self.network.reset_host(sim_node.host)
+        else:
+            self.network.set_down(sim_node.host)
 
     async def leave(self, sim_node: SimNode) -> None:
         """Graceful leave: close every connection with goodbyes, stop listening."""
