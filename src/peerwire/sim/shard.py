@@ -291,6 +291,7 @@ class ShardedNetwork(SimNetwork):
         window.on("credit", self._on_credit)
 
     def latency_to(self, host: str) -> float:
+        """One-way latency to ``host`` (one link model for every pair, see :meth:`set_link`)."""
         return self.default_link.latency
 
     def set_link(self, a: str, b: str, spec: LinkSpec, *, symmetric: bool = True) -> None:
