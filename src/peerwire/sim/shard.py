@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from ..errors import ConnectionLost, PeerwireError, UsageError
+from ..errors import PeerwireError, UsageError
 from ..identity.multiaddr import Multiaddr
-from ..transport.memory import MemoryConnection, MemoryPacket
+from ..transport.memory import MemoryConnection, MemoryPacket, MemoryTransport
 from .clock import SimulationStalled, VirtualClockLoop
 from .network import LinkSpec, SimConnection, SimNetwork, SimTransport, _LinkState
 
@@ -301,25 +301,13 @@ class ShardedNetwork(SimNetwork):
         raise UsageError("partitions are not supported in a sharded simulation")
 
     # ---------------------------------------------------------------- dials
-    async def _dial(self, dialer: SimTransport, name: str) -> MemoryConnection:
+    def _connect(self, name: str, dialer: MemoryTransport) -> MemoryConnection:
+        """After :meth:`SimNetwork._dial`'s round trip and checks: our end now, theirs
+        when our first packet could reach it (a ``connect`` message to its shard)."""
         shard = self._remote.get(name)
         if shard is None:
-            return await super()._dial(dialer, name)
-        src, dst = dialer.host, name
-        stats = self.stats[src]
-        stats.dials += 1
-        if src in self._down:
-            stats.dials_failed += 1
-            raise ConnectionLost(f"{src} is down")
-        if not self.reachable(src, dst):
-            await asyncio.sleep(self.connect_timeout)
-            stats.dials_failed += 1
-            raise ConnectionLost(f"/memory/{name} is unreachable (timed out)")
-        latency = self.latency_to(dst)
-        await asyncio.sleep(2 * latency)
-        if not self.reachable(src, dst):
-            stats.dials_failed += 1
-            raise ConnectionLost(f"/memory/{name} became unreachable during the dial")
+            return super()._connect(name, dialer)
+        assert isinstance(dialer, SimTransport)
         loop = asyncio.get_running_loop()
         key = next(self._keys) * self.window.count + self.window.index
         local = Multiaddr(f"/memory/ephemeral-s{self.window.index}-{next(self._ephemeral_names)}")
@@ -327,9 +315,10 @@ class ShardedNetwork(SimNetwork):
             loop, local=local, remote=Multiaddr(f"/memory/{name}"), is_initiator=True
         )
         assert isinstance(ours, SimConnection)
-        ours._peer = _RemoteEnd(self, shard, key, dst)  # type: ignore[assignment]
+        ours._peer = _RemoteEnd(self, shard, key, name)  # type: ignore[assignment]
         self._ends[key] = ours
-        self.window.post(shard, loop.time() + latency, "connect", key, src, str(local), name)
+        at = loop.time() + self.latency_to(name)
+        self.window.post(shard, at, "connect", key, dialer.host, str(local), name)
         return ours
 
     def _on_connect(self, key: int, src: str, local: str, name: str) -> None:
