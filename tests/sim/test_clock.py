@@ -134,3 +134,33 @@ def test_current_rng_needs_the_virtual_loop() -> None:
 
     with pytest.raises(UsageError):
         asyncio.run(main())
+
+
+def test_instant_end_callbacks_run_after_everything_else_at_that_time() -> None:
+    async def main() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualClockLoop)
+        seen: list[tuple[str, float]] = []
+
+        def note(what: str) -> None:
+            seen.append((what, loop.time()))
+
+        loop.call_later(1.0, note, "next instant")
+        loop.call_at_instant_end(note, "end 1")
+        loop.call_soon(note, "soon")
+        loop.call_soon(lambda: loop.call_soon(note, "two passes later"))
+        loop.call_at(loop.time(), note, "timer due now")
+        cancelled = loop.call_at_instant_end(note, "cancelled")
+        cancelled.cancel()
+        loop.call_at_instant_end(note, "end 2")
+        await asyncio.sleep(2.0)
+        return seen
+
+    assert run_virtual(main()) == [
+        ("soon", 0.0),
+        ("timer due now", 0.0),
+        ("two passes later", 0.0),
+        ("end 1", 0.0),
+        ("end 2", 0.0),
+        ("next instant", 1.0),
+    ]

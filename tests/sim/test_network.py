@@ -226,6 +226,32 @@ def test_restart_brings_the_same_identity_back() -> None:
     simulate(body, link=LinkSpec(latency=0.05))
 
 
+def test_what_a_host_writes_in_one_instant_leaves_as_one_packet() -> None:
+    """Connection set-up: security proposal, both Exchanges, the muxer echo with
+    the listener's identify request, the dialer's identify request with its answer,
+    the listener's answer with its half-close, the dialer's half-close: 7 packets,
+    where flushing once per loop pass sent 10."""
+
+    async def main() -> int:
+        sim = Simulation(seed=1, fast_crypto=True)
+        a, b = sim.add_node(), sim.add_node()
+        await sim.start(a)
+        await sim.start(b)
+        stats = sim.network.stats
+
+        def packets() -> int:
+            return sum(s.packets_sent for s in stats.values())
+
+        before = packets()
+        await a.node.connect(b.addr)
+        await asyncio.sleep(1.0)
+        set_up = packets() - before
+        await sim.stop_all()
+        return set_up
+
+    assert run_virtual(main()) == 7
+
+
 def test_streams_opened_with_the_muxer_answer_are_served() -> None:
     """Both sides identify each other even when the listener's identify stream
     arrives in the same delivery as its muxer answer (a race real TCP has too)."""

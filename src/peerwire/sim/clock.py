@@ -151,6 +151,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         # Timers as (when, sequence, handle): compared in C, and FIFO among equal times.
         self._timers: list[tuple[float, int, Any]] = []
         self._timer_seq = 0
+        self._instant_end: list[asyncio.Handle] = []
         super().__init__(selector)
         selector._loop = self
         selector._sealed = True  # the self-pipe is registered; nothing else may be
@@ -205,6 +206,22 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True
         return cast(asyncio.TimerHandle, timer)
 
+    def call_at_instant_end(
+        self, callback: Callable[[*_Ts], object], *args: *_Ts
+    ) -> asyncio.Handle:
+        """Run ``callback`` once nothing else is left to do at the current virtual time.
+
+        The memory transport flushes its writes here in a simulation: every byte
+        a connection end writes during one instant, across however many loop
+        passes the layers above take to produce it (a negotiation echo, then the
+        muxer's first frame, then a stream's answer), leaves as one packet.
+        Nothing waits for it in virtual time: the clock does not move until
+        these callbacks have run. They run in the order they were scheduled.
+        """
+        handle = asyncio.Handle(callback, args, self, None)
+        self._instant_end.append(handle)
+        return handle
+
     def _run_once(self) -> None:
         """One loop pass: what BaseEventLoop._run_once does, minus the waiting.
 
@@ -229,6 +246,10 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         while timers and timers[0][2]._cancelled:
             base._timer_cancelled_count -= 1
             heapq.heappop(timers)[2]._scheduled = False
+        instant_end = self._instant_end
+        if instant_end and not ready and not (timers and timers[0][0] <= self._now):
+            ready.extend(instant_end)  # this instant is over but for these
+            instant_end.clear()
         selector = self._vselector
         if ready or base._stopping:
             if selector.woken:
@@ -248,14 +269,19 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         else:
             base._process_events(selector.select(None))
         now = self._now
-        while timers and timers[0][0] <= now:
-            handle = heapq.heappop(timers)[2]
-            handle._scheduled = False
-            ready.append(handle)
-        for _ in range(len(ready)):
-            handle = ready.popleft()
-            if not handle._cancelled:
-                handle._run()
+        # Pass after pass at this instant, as run_forever would call us, minus
+        # the bookkeeping above: most passes run one or two callbacks.
+        while True:
+            while timers and timers[0][0] <= now:
+                handle = heapq.heappop(timers)[2]
+                handle._scheduled = False
+                ready.append(handle)
+            for _ in range(len(ready)):
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+            if not ready or base._stopping or selector.woken:
+                return
 
     def close(self) -> None:
         timers: list[tuple[float, int, Any]] = self._timers

@@ -58,6 +58,7 @@ from ..transport.memory import (
     MemoryPacket,
     MemoryTransport,
 )
+from .clock import VirtualClockLoop
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -166,6 +167,18 @@ class SimConnection(MemoryConnection):
     def sim_lost(self) -> bool:
         """True once this end is gone (closed, reset or aborted)."""
         return self._lost
+
+    def _schedule_flush(self) -> None:
+        # On virtual time, everything this end writes during one instant leaves
+        # as one packet (see VirtualClockLoop.call_at_instant_end), however many
+        # loop passes the layers above take to write it.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop = self._loop
+            if isinstance(loop, VirtualClockLoop):
+                loop.call_at_instant_end(self._flush)
+            else:
+                loop.call_soon(self._flush)
 
 
 class SimTransport(MemoryTransport):
