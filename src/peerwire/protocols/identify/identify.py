@@ -213,12 +213,12 @@ class IdentifyService:
                 received += 1
                 if received > MAX_IDENTIFY_MESSAGES:
                     raise ProtocolError("too many identify messages")
-                part = identify_pb2.Identify()
+                # Parsing into ``merged`` merges as MergeFrom would (repeated fields
+                # append, set scalars replace) without a message object per part.
                 try:
-                    part.ParseFromString(body)
+                    merged.MergeFromString(body)
                 except Exception as exc:  # protobuf raises DecodeError (and others)
                     raise ProtocolError(f"malformed identify message: {exc}") from exc
-                merged.MergeFrom(part)
         if reader.take_buffered():
             raise ProtocolError("identify stream ended inside a message")
         if not received:
