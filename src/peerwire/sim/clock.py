@@ -288,6 +288,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         for entry in timers:
             entry[2]._scheduled = False
         timers.clear()
+        self._instant_end.clear()  # as the base class drops its ready callbacks
         super().close()
 
     def _write_to_self(self) -> None:

@@ -22,6 +22,12 @@ datagram network's:
 * **order** is kept per connection direction: a packet never overtakes an
   earlier one (jitter and loss delay the ones behind it: head-of-line blocking).
 
+**Packets** are what a connection end writes during one instant of virtual
+time: every write until nothing else is left to run at that time leaves
+together (:meth:`VirtualClockLoop.call_at_instant_end`), as a sender that
+corks its socket until its stack is done would send it. Setting up a
+connection (security, muxer, identify both ways) takes 7 packets.
+
 Dials take one round trip before the connection exists (the TCP handshake).
 A dial to a name nobody listens on fails after one round trip ("refused").
 
