@@ -483,13 +483,27 @@ class _Run:
                 return target
         return None
 
-    async def _one_lookup(self, i: int, at: float) -> None:
+    def _flow_pair(self, kind: str, i: int) -> tuple[bool, tuple[SimNode, SimNode] | None]:
+        """Whether flow ``kind`` ``i`` runs in this process, and its (source, target)
+        (None: skipped). One process runs every flow; a sharded run overrides this."""
+        return True, self._pair()
+
+    async def _flow_at(self, kind: str, i: int, at: float) -> tuple[SimNode, SimNode] | None:
+        """Wait until ``at``, then the pair flow ``kind`` ``i`` runs between here (None
+        if it runs elsewhere, or nowhere: a skipped flow is counted where it would run)."""
         await asyncio.sleep(max(0.0, at - self.loop.time()))
-        pair = self._pair()
-        if pair is None:
-            self.result.lookups_skipped += 1
-            return
-        await self._lookup(*pair)
+        here, pair = self._flow_pair(kind, i)
+        if here and pair is None:
+            if kind == "lookup":
+                self.result.lookups_skipped += 1
+            else:
+                self.result.sends_skipped += 1
+        return pair
+
+    async def _one_lookup(self, i: int, at: float) -> None:
+        pair = await self._flow_at("lookup", i, at)
+        if pair is not None:
+            await self._lookup(*pair)
 
     async def _lookup(self, source: SimNode, target: SimNode) -> None:
         t0 = self.loop.time()
@@ -516,12 +530,9 @@ class _Run:
         )
 
     async def _one_send(self, i: int, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - self.loop.time()))
-        pair = self._pair()
-        if pair is None:
-            self.result.sends_skipped += 1
-            return
-        await self._send(i, *pair)
+        pair = await self._flow_at("send", i, at)
+        if pair is not None:
+            await self._send(i, *pair)
 
     async def _send(self, i: int, source: SimNode, target: SimNode) -> None:
         self.result.sends_attempted += 1

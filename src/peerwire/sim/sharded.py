@@ -140,29 +140,9 @@ class _ShardedRun(_Run):
         target = self._target(source, live, rng)
         return True, None if target is None else (source, target)
 
-    async def _one_lookup(self, i: int, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - self.loop.time()))
-        here, pair = self._flow_pair("lookup", i)
-        if not here:
-            return
-        if pair is None:
-            self.result.lookups_skipped += 1
-            return
-        await self._lookup(*pair)
-
     async def find(self) -> None:
         await super().find()
         await self.window.barrier("found")
-
-    async def _one_send(self, i: int, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - self.loop.time()))
-        here, pair = self._flow_pair("send", i)
-        if not here:
-            return
-        if pair is None:
-            self.result.sends_skipped += 1
-            return
-        await self._send(i, *pair)
 
     async def send(self) -> None:
         await super().send()
