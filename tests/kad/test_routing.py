@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerwire.errors import UsageError
+from peerwire.protocols.kad.config import KadConfig
 from peerwire.protocols.kad.routing import (
+    DEFAULT_PING_AFTER,
     AddStatus,
     RoutingTable,
     common_prefix_length,
@@ -98,6 +100,23 @@ def test_recently_seen_oldest_is_kept_without_a_ping() -> None:
     assert c not in t
 
 
+def test_default_window_is_bep5s_fifteen_minutes() -> None:
+    # A table with the default window keeps an oldest peer heard from 14 min 59 s
+    # ago without a ping, and pings it once it has been silent for 15 minutes.
+    assert DEFAULT_PING_AFTER == 900.0
+    assert KadConfig().ping_after == DEFAULT_PING_AFTER
+    rng = random.Random(8)
+    t = table(k=2)
+    a, b, c, d = peers_with_cpl(LOCAL, 0, 4, rng)
+    t.add(a, 0.0)
+    t.add(b, 1.0)
+    assert t.add(c, 899.0).status is AddStatus.FULL
+    assert c not in t
+    result = t.add(d, 900.0)
+    assert result.status is AddStatus.PENDING
+    assert result.ping == a
+
+
 def test_ping_result_for_unknown_peer_is_ignored() -> None:
     t, (a, _, c, _) = full_far_bucket(random.Random(6))
     assert t.ping_result(c, False, 1.0) is None
@@ -106,7 +125,7 @@ def test_ping_result_for_unknown_peer_is_ignored() -> None:
 
 def test_bucket_holding_our_key_splits_and_far_buckets_do_not() -> None:
     rng = random.Random(7)
-    t = table(k=2)
+    t = table(k=2, ping_after=30.0)
     far = peers_with_cpl(LOCAL, 0, 3, rng)
     near1 = peers_with_cpl(LOCAL, 1, 2, rng)
     near5 = peers_with_cpl(LOCAL, 5, 3, rng)
@@ -137,7 +156,7 @@ def test_bucket_holding_our_key_splits_and_far_buckets_do_not() -> None:
 
 def test_bucket_count_caps_splitting() -> None:
     rng = random.Random(8)
-    t = table(k=2, bucket_count=1)
+    t = table(k=2, bucket_count=1, ping_after=30.0)
     near = peers_with_cpl(LOCAL, 3, 3, rng)
     t.add(near[0], 0.0)
     t.add(near[1], 0.0)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from ...errors import UsageError
 from .records import Validator, default_validator
+from .routing import DEFAULT_PING_AFTER
 
 KAD_PROTOCOL = "/ipfs/kad/1.0.0"
 """The libp2p Kademlia protocol id (the public "Amino" DHT and every libp2p implementation)."""
@@ -63,10 +64,12 @@ class KadConfig:
     so one config gives every simulated node a different but reproducible stream.
     None: seeded from os.urandom."""
 
-    ping_after: float = 30.0
+    ping_after: float = DEFAULT_PING_AFTER
     """When a peer arrives for a full bucket, the bucket's least-recently-seen peer is
     pinged if we have not heard from it for this long: it stays if it answers and
-    the newcomer takes its place if not. Heard from more recently, it stays unpinged."""
+    the newcomer takes its place if not. Heard from more recently, it stays unpinged
+    and the newcomer is dropped. 15 minutes by default, BEP 5's window for a "good"
+    node: shorter windows mostly ping live peers (see :mod:`.routing`)."""
     max_failures: int = 2
     """Consecutive failed RPCs after which a peer leaves the routing table."""
     max_pending_pings: int = 16

@@ -14,7 +14,17 @@ peers that have been up long tend to stay up. :meth:`RoutingTable.add` returns
 and reports back with :meth:`RoutingTable.ping_result`: alive, it moves to the
 tail and the newcomer is dropped; dead, it is replaced by the newcomer. To
 avoid a ping per newcomer, an oldest peer heard from within ``ping_after``
-seconds is kept without one.
+seconds is kept without one (the newcomer is dropped).
+
+``ping_after`` defaults to 15 minutes (:data:`DEFAULT_PING_AFTER`), BitTorrent's
+rule for a "good" DHT node (BEP 5): a peer that answered within that window
+is presumed alive. A shorter window pings far more than it learns: in a
+simulated network where 1,000 nodes joined over 200 s, 30 s made each node
+send ~39 liveness pings (most over a fresh connection, since idle
+connections had closed) against ~90 lookup requests and cost 26% more CPU,
+though no node failed in that run, so no ping found a dead peer. A dead peer
+does not need the ping to leave:
+``max_failures`` failed requests in a row remove it.
 
 Refresh: every bucket remembers when a lookup last passed through its range;
 :meth:`RoutingTable.buckets_needing_refresh` names the stale ones with a
@@ -37,6 +47,9 @@ from ...errors import UsageError
 from ...identity.peer_id import PeerId
 
 KEY_BITS = 256
+DEFAULT_PING_AFTER = 900.0
+"""Seconds since we last heard from a full bucket's oldest peer before a newcomer
+makes us ping it (BEP 5's 15 minutes; see the module docstring)."""
 REFRESH_KEY_SEARCH = 1 << 16
 """sha256 evaluations spent finding random lookup keys for one refresh round
 (~30 ms). Bucket ``i`` needs about ``2**(i+1)``, so buckets up to ~15 deep get
@@ -109,7 +122,7 @@ class RoutingTable:
         *,
         k: int = 20,
         bucket_count: int = KEY_BITS,
-        ping_after: float = 30.0,
+        ping_after: float = DEFAULT_PING_AFTER,
         max_failures: int = 2,
         refresh_interval: float = 600.0,
         rng: random.Random | None = None,
