@@ -23,8 +23,8 @@ simulated network where 1,000 nodes joined over 200 s, 30 s made each node
 send ~39 liveness pings (most over a fresh connection, since idle
 connections had closed) against ~90 lookup requests and cost 26% more CPU,
 though no node failed in that run, so no ping found a dead peer. A dead peer
-does not need the ping to leave:
-``max_failures`` failed requests in a row remove it.
+does not need the ping to leave: ``max_failures`` failed requests in a row
+remove it.
 
 Refresh: every bucket remembers when a lookup last passed through its range;
 :meth:`RoutingTable.buckets_needing_refresh` names the stale ones with a
