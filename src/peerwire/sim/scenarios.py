@@ -489,8 +489,9 @@ class _Run:
         return True, self._pair()
 
     async def _flow_at(self, kind: str, i: int, at: float) -> tuple[SimNode, SimNode] | None:
-        """Wait until ``at``, then the pair flow ``kind`` ``i`` runs between here (None
-        if it runs elsewhere, or nowhere: a skipped flow is counted where it would run)."""
+        """Wait until ``at``; then flow ``kind`` ``i``'s (source, target) if it runs in
+        this process, else None. A skipped flow (no pair) is counted by the process
+        it belongs to, so a sharded run counts it once."""
         await asyncio.sleep(max(0.0, at - self.loop.time()))
         here, pair = self._flow_pair(kind, i)
         if here and pair is None:
