@@ -254,6 +254,27 @@ def test_bad_arguments() -> None:
         table(bucket_count=257)
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 6), excluded=st.integers(0, 59))
+def test_closest_excluding_any_stored_peer_matches_brute_force(
+    seed: int, k: int, excluded: int
+) -> None:
+    """An excluded peer only counts against the bucket it sits in: a full bucket
+    of the target still answers alone, and the answer is still the true k nearest."""
+    rng = random.Random(seed)
+    t = table(k=k)
+    for _ in range(60):
+        t.add(random_peer(rng), 0.0)
+    stored = t.peers()
+    skip = stored[excluded % len(stored)]
+    for _ in range(10):
+        key = rng.randbytes(32)
+        target = int.from_bytes(key, "big")
+        brute = [p for p in sorted(stored, key=lambda p: position(p) ^ target) if p != skip]
+        assert t.closest(key, exclude=[skip]) == brute[:k]
+        assert t.closest(key, k + 1, exclude=[skip, random_peer(rng)]) == brute[: k + 1]
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     k=st.integers(1, 4),

@@ -186,22 +186,30 @@ class RoutingTable:
         # Excluded peers are dropped by distance once sorted (positions are
         # distinct): testing every candidate against a set of PeerIds hashed
         # each one in Python, the costliest part of answering FIND_NODE.
-        positions = self._positions
-        skip = {positions[p] ^ target for p in exclude if p in positions}
-        wanted = limit + len(skip)
+        # An excluded peer counts against the band holding it only: counting
+        # it everywhere made a full bucket look one short, so answers about
+        # the far half of the space (where the requester often sits) sorted
+        # every peer in the table instead of that bucket's k.
+        index = self._index
+        excluded = [(index[p], self._positions[p] ^ target) for p in exclude if p in index]
         buckets = self._buckets
         c = self.bucket_index(target)
-        bands: list[list[_Bucket]] = [[buckets[c]], buckets[c + 1 :]]
-        bands.extend([buckets[i]] for i in range(c - 1, -1, -1))
+        bands: list[range] = [range(c, c + 1), range(c + 1, len(buckets))]
+        bands.extend(range(i, i + 1) for i in range(c - 1, -1, -1))
         ranked: list[tuple[int, PeerId]] = []
+        usable = 0
         for band in bands:
-            for bucket in band:
-                ranked += [(entry.position ^ target, peer) for peer, entry in bucket.peers.items()]
-            if len(ranked) >= wanted:
+            for i in band:
+                peers = buckets[i].peers
+                ranked += [(entry.position ^ target, peer) for peer, entry in peers.items()]
+                usable += len(peers)
+            usable -= sum(1 for i, _ in excluded if i in band)
+            if usable >= limit:
                 break
         ranked.sort()  # positions are distinct, so PeerIds are never compared
-        if skip:
-            ranked = [item for item in ranked[:wanted] if item[0] not in skip]
+        if excluded:
+            skip = {distance for _, distance in excluded}
+            ranked = [item for item in ranked[: limit + len(skip)] if item[0] not in skip]
         return [peer for _, peer in ranked[:limit]]
 
     def next_hop(self, key: bytes) -> PeerId | None:
