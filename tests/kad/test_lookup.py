@@ -166,6 +166,27 @@ def test_timeouts_free_the_slot_and_late_answers_still_count(net: Network) -> No
     assert lookup.finished
 
 
+def test_staggered_deadlines_expire_one_at_a_time(net: Network) -> None:
+    """Requests sent at different times time out at their own deadlines, each
+    freeing its slot then, however the lookup skips scans between deadlines."""
+    target = hashlib.sha256(b"staggered").digest()
+    origin = net.peers[5]
+    seeds = net.answer(origin, target)
+    lookup = Lookup(target, seeds, now=0.0, k=K, alpha=2, timeout=5.0, local=origin)
+    assert lookup.next_requests(0.0) == seeds[:2]
+    lookup.on_failure(seeds[1], 1.0)  # a slot frees at t=1: the third goes out, due at t=6
+    assert lookup.next_requests(1.0) == seeds[2:3]
+    assert lookup.next_requests(4.9) == []
+    assert lookup.next_requests(5.0) == seeds[3:4]  # the first times out at 5
+    assert lookup.state(seeds[0]) is PeerState.UNRESPONSIVE
+    assert lookup.state(seeds[2]) is PeerState.WAITING
+    assert lookup.next_requests(5.9) == []
+    assert lookup.next_requests(6.0) == seeds[4:5]  # the third times out at 6
+    assert lookup.state(seeds[2]) is PeerState.UNRESPONSIVE
+    assert lookup.next_deadline() == 10.0
+    assert lookup.stats().failures == 3
+
+
 def test_all_silent_lookup_ends_with_nothing(net: Network) -> None:
     target = hashlib.sha256(b"silent").digest()
     origin = net.peers[4]
