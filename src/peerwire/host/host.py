@@ -54,6 +54,9 @@ RETIRE_GRACE = 10.0
 HOOK_DRAIN_TIMEOUT = 5.0
 """Seconds ``stop`` waits for PEER_DISCONNECTED hooks still running before cancelling them."""
 NEGOTIATION_READ_SIZE = 4096
+IDLE_REAP_LATENESS = 5.0
+"""Most seconds an idle connection stays open past ``Config.idle_timeout`` (a quarter
+of the timeout if that is shorter): the reaper never sleeps less than this."""
 
 
 def _default_transports(config: Config) -> list[Transport]:
@@ -528,15 +531,31 @@ class Host:
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 
     async def _reap_idle(self) -> None:
+        """Close connections that carried no stream for ``idle_timeout`` seconds.
+
+        Sleeps until the earliest connection can expire: activity only moves
+        ``last_activity`` forward, and a busy or new connection cannot expire
+        before ``now + timeout``. Waking every few seconds to scan every
+        connection instead cost a 10,000-node simulation one scan per node per
+        5 s. ``IDLE_REAP_LATENESS`` bounds how late a close may come.
+        """
         timeout = self.config.idle_timeout
         loop = asyncio.get_running_loop()
+        slack = min(timeout / 4, IDLE_REAP_LATENESS)
+        wake = loop.time() + timeout
         while True:
-            await asyncio.sleep(min(timeout / 4, 5.0))
+            await asyncio.sleep(max(wake - loop.time(), slack))
             now = loop.time()
+            wake = now + timeout
             for conn in list(self._all_conns):
-                if not conn.streams and now - conn.last_activity > timeout:
+                if conn.streams:
+                    continue
+                expiry = conn.last_activity + timeout
+                if expiry < now:
                     log.info("closing idle connection to %s", conn.remote_peer)
                     self.spawn(conn.close(), name="close idle")
+                elif expiry < wake:
+                    wake = expiry
 
     # --------------------------------------------------------------- streams
     def _on_stream(self, stream: Stream) -> None:
