@@ -127,6 +127,18 @@ class _Collect:
     holders: list[PeerId | None] = field(default_factory=list)
 
 
+def _all_known(addrs: tuple[Multiaddr, ...], known: list[Multiaddr]) -> bool:
+    """True if every one of ``addrs`` is in ``known``.
+
+    Called for every peer of every answer; most entries carry one address,
+    which a plain ``in`` checks in C (shared addresses match by identity
+    first) without the generator a general ``all`` would build.
+    """
+    if len(addrs) == 1:
+        return addrs[0] in known
+    return all(a in known for a in addrs)
+
+
 def _consume(task: asyncio.Task[object]) -> None:
     if not task.cancelled():
         task.exception()
@@ -352,10 +364,11 @@ class KadService:
                 if keep_unreachable:
                     out.append(peer)
                 continue
-            if entry.addrs:
+            addrs = entry.addrs
+            if addrs:
                 known = store.get(peer)
-                if known is None or any(a not in known.addrs for a in entry.addrs):
-                    store.add_addrs(peer, entry.addrs)
+                if known is None or not _all_known(addrs, known.addrs):
+                    store.add_addrs(peer, addrs)
             elif (
                 not keep_unreachable
                 and self.host.connection(peer) is None
