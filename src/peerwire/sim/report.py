@@ -113,6 +113,7 @@ def _detail(result: ScenarioResult) -> Table:
         ("boot nodes", str(sc.boot)),
         ("bucket size / count", f"{_num(sc.bucket_size)} / {_num(sc.bucket_count)}"),
         ("security", result.crypto),
+        ("memory allocator", s["allocator"]),
         (
             "link",
             f"{link.latency * 1000:g} ms +{link.jitter * 1000:g} ms jitter, "

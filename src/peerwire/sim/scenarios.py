@@ -50,6 +50,7 @@ from typing import Any, Literal
 from ..config import Config
 from ..errors import PeerwireError, UsageError
 from ..protocols.messaging.message import Message
+from ._huge_pages import allocator_label
 from ._memory import MemoryProbe
 from .clock import run_virtual
 from .drivers import OverlayDriver, OverlayParams, get_driver
@@ -297,6 +298,7 @@ class ScenarioResult:
             "bucket_count": self.scenario.bucket_count,
             "faults": self.scenario.fault_label,
             "crypto": self.crypto,
+            "allocator": allocator_label(),
             "seed": self.scenario.seed,
             "shards": self.scenario.shards,
             "live_nodes": self.live_nodes,
