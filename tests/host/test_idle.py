@@ -20,7 +20,10 @@ ECHO = "/test/echo/1.0.0"
 
 
 async def _hold(stream: Stream) -> None:
-    await stream.read()  # until the dialer closes its side
+    # Ends its side at once, then waits: when the dialer ends its side much
+    # later, nothing more arrives from here to count as activity.
+    await stream.close_write()
+    await stream.read()
 
 
 async def _echo(stream: Stream) -> None:
@@ -56,13 +59,18 @@ async def _scenario() -> dict[str, bool]:
         seen["active one kept"] = connected(later.peer_id)
         await asyncio.sleep(start + 20.0 + TIMEOUT + IDLE_REAP_LATENESS + 1.0 - loop.time())
         seen["active one closed a timeout after its last activity"] = not connected(later.peer_id)
+        # The held stream carried nothing since t=0; idle time counts from its end.
+        ended = loop.time()
+        assert await held.read() == b""
         await held.close()
-        await asyncio.sleep(3 * TIMEOUT)
-        seen["busy closed once its stream ended"] = not connected(busy.peer_id)
+        await asyncio.sleep(ended + TIMEOUT - 0.5 - loop.time())
+        seen["busy kept a timeout after its stream ended"] = connected(busy.peer_id)
+        await asyncio.sleep(ended + TIMEOUT + IDLE_REAP_LATENESS + 1.0 - loop.time())
+        seen["busy closed once idle for the timeout"] = not connected(busy.peer_id)
     return seen
 
 
 def test_idle_connections_close_and_busy_ones_stay() -> None:
     seen = run_virtual(_scenario(), seed=1)
     assert seen == dict.fromkeys(seen, True), seen
-    assert len(seen) == 6
+    assert len(seen) == 7

@@ -533,7 +533,9 @@ class Host:
     async def _reap_idle(self) -> None:
         """Close connections that carried no stream for ``idle_timeout`` seconds.
 
-        Sleeps until the earliest connection can expire: activity only moves
+        Idle time counts from the later of the last data received and the end
+        of the last stream (``MuxedConnection.last_activity``). Sleeps until
+        the earliest connection can expire: activity only moves
         ``last_activity`` forward, and a busy or new connection cannot expire
         before ``now + timeout``. Waking every few seconds to scan every
         connection instead cost a 10,000-node simulation one scan per node per

@@ -368,6 +368,7 @@ class MuxedConnection:
     def _reset(self, stream: Stream) -> None:
         if self.streams.pop(stream.stream_id, None) is not None:
             self._unread_total -= stream._unacked
+            self.last_activity = self._loop.time()
         if self._closed:
             return
         try:
@@ -379,7 +380,11 @@ class MuxedConnection:
     def _maybe_forget(self, stream: Stream) -> None:
         if stream._write_closed and (stream._read_eof or stream._read_closed):
             # Bytes still buffered stay counted until read (``_consumed``).
-            self.streams.pop(stream.stream_id, None)
+            if self.streams.pop(stream.stream_id, None) is not None:
+                # Idle time counts from the last stream's end (the host's reaper
+                # relies on it: a connection it saw busy cannot expire sooner
+                # than a timeout after that look).
+                self.last_activity = self._loop.time()
 
     def _stream_error(self) -> BaseException:
         exc = ConnectionLost("connection closed")
