@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -250,6 +252,39 @@ def test_what_a_host_writes_in_one_instant_leaves_as_one_packet() -> None:
         return set_up
 
     assert run_virtual(main()) == 7
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
+    """Simulations run with the cyclic GC off. A closed connection (both ends,
+    the muxer and the stack above) must go by reference counting alone, or
+    10,000 nodes keep every connection they ever closed."""
+
+    async def body(sim: Simulation, n: list[SimNode]) -> list[weakref.ref[object]]:
+        a, b = n
+        await timed_request(a, b)
+        conn = a.node.connection(b.peer_id)
+        assert conn is not None
+        theirs = b.node.connection(a.peer_id)
+        refs = [weakref.ref(x) for x in (conn, conn.raw, theirs, conn.raw._peer)]  # type: ignore[attr-defined]
+        del theirs
+        await conn.close()
+        del conn
+        await asyncio.sleep(1.0)
+        assert a.node.connection(b.peer_id) is None
+        assert b.node.connection(a.peer_id) is None
+        assert sim.network.connections_of(a.host) == []
+        assert sim.network.connections_of(b.host) == []
+        return refs
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        refs = simulate(body, link=LinkSpec(latency=0.05))
+        alive = [r() for r in refs]
+    finally:
+        if enabled:
+            gc.enable()
+    assert alive == [None, None, None, None]
 
 
 def test_streams_opened_with_the_muxer_answer_are_served() -> None:

@@ -138,11 +138,13 @@ class HostStats:
 class _LinkState:
     """One connection direction's state in the link model."""
 
-    __slots__ = ("busy_until", "doomed", "held", "host", "last_arrival")
+    __slots__ = ("busy_until", "doomed", "held", "host", "in_flight", "last_arrival")
 
     def __init__(self, host: str) -> None:
         self.host = host
         """Name of the host that owns this end."""
+        self.in_flight = 0
+        """Our packets the network has accepted and not yet handed to the peer."""
         self.last_arrival = 0.0
         """When our latest packet reaches the peer: the next may not arrive earlier."""
         self.busy_until = 0.0
@@ -151,6 +153,27 @@ class _LinkState:
         """Packets held by a partition, oldest first."""
         self.doomed = False
         """A reset is on its way to this end (it kept writing into a black hole)."""
+
+
+class _Detached:
+    """Stands in, as a dead end's ``_peer``, for the other dead end once both are gone
+    and nothing is in flight (see :meth:`SimNetwork._detach`): it accepts and drops."""
+
+    __slots__ = ("_lost", "_sim")
+
+    def __init__(self, host: str) -> None:
+        self._sim = _LinkState(host)
+        self._lost = True
+
+    @property
+    def host(self) -> str:
+        return self._sim.host
+
+    def _credit(self, nbytes: int) -> None:
+        pass
+
+    def _arrive(self, packet: MemoryPacket) -> None:
+        pass
 
 
 class SimConnection(MemoryConnection):
@@ -173,6 +196,14 @@ class SimConnection(MemoryConnection):
     def sim_lost(self) -> bool:
         """True once this end is gone (closed, reset or aborted)."""
         return self._lost
+
+    def _route_lost(self, exc: BaseException | None, *, discard: bool) -> None:
+        if self._lost:
+            return
+        super()._route_lost(exc, discard=discard)
+        network = self._network
+        if isinstance(network, SimNetwork):
+            network._untrack(self)
 
     def _schedule_flush(self) -> None:
         # On virtual time, everything this end writes during one instant leaves
@@ -378,8 +409,10 @@ class SimNetwork(MemoryNetwork):
             # Never overtake (or tie with: the timer heap is not FIFO) an earlier packet.
             at = math.nextafter(last, math.inf)
         elif at <= now:
+            state.in_flight += 1
             self._arrive(sender, packet)  # an ideal link with nothing in flight
             return
+        state.in_flight += 1
         state.last_arrival = at
         self._deliver_later(sender, packet, at)
 
@@ -400,6 +433,8 @@ class SimNetwork(MemoryNetwork):
         return spec.rto * ((1 << worst) - 1)
 
     def _arrive(self, sender: SimConnection, packet: MemoryPacket) -> None:
+        state = sender._sim
+        state.in_flight -= 1
         receiver = sender._peer
         host = receiver._sim.host
         if host in self._down:
@@ -409,6 +444,8 @@ class SimNetwork(MemoryNetwork):
         stats.packets_received += 1
         stats.bytes_received += len(packet.data)
         receiver._arrive(packet)
+        if receiver._lost and sender._lost and not state.in_flight:
+            self._detach(sender, receiver)
 
     def _blackhole(self, sender: SimConnection, packet: MemoryPacket) -> None:
         self.stats[sender.host].packets_blackholed += 1
@@ -446,10 +483,40 @@ class SimNetwork(MemoryNetwork):
 
     # ------------------------------------------------------- dials, names
     def _track(self, conn: SimConnection) -> None:
-        conns = self._conns.setdefault(conn.host, {})
-        if len(conns) > 64 and len(conns) % 64 == 0:
-            self._prune(conn.host)
-        conns[conn] = None
+        self._conns.setdefault(conn.host, {})[conn] = None
+
+    def _untrack(self, conn: SimConnection) -> None:
+        """Forget ``conn`` once both its ends are gone (called as an end is lost).
+
+        Until then :meth:`reset_host` must still reach it: a crash of the host
+        whose end closed still resets the other end, as the kernel's RST would.
+        Kept longer, every closed connection of a host stayed reachable from
+        here (up to 128 per host), and with it the whole stack above it.
+        """
+        peer = conn._peer
+        if not peer._lost:
+            return
+        for end in (conn, peer):
+            conns = self._conns.get(end.host)
+            if conns is not None:
+                conns.pop(end, None)
+        self._detach(conn, peer)
+
+    def _detach(self, a: SimConnection, b: SimConnection) -> None:
+        """Break two dead ends' references to each other once nothing is in flight.
+
+        The ends point at each other, a cycle only the garbage collector could
+        free, and simulations run with it off. A packet still travelling
+        between them needs both (a lost end answers data with a reset, and
+        arrivals count in the stats), so the last arrival calls again. Ends
+        holding packets for a partition stay linked (the collector frees them).
+        """
+        if a._peer is not b or not isinstance(b, SimConnection):
+            return  # already done
+        sa, sb = a._sim, b._sim
+        if not (sa.in_flight or sb.in_flight or sa.held or sb.held):
+            a._peer = _Detached(sb.host)  # type: ignore[assignment]
+            b._peer = _Detached(sa.host)  # type: ignore[assignment]
 
     def _prune(self, host: str) -> None:
         conns = self._conns.get(host)

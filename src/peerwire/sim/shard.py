@@ -42,7 +42,6 @@ import asyncio
 import itertools
 import math
 import pickle
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -284,7 +283,12 @@ class ShardedNetwork(SimNetwork):
         self._remote = dict(remote)
         for host in self._remote:
             self._host_of_name[host] = host
-        self._ends: weakref.WeakValueDictionary[int, SimConnection] = weakref.WeakValueDictionary()
+        # Our ends of cross-shard connections, by connection key. A lost end stays
+        # until the next packet for it arrives (it answers data with the reset a
+        # closed socket sends), then goes. Held strongly: when an end goes must
+        # not depend on when memory is freed (a closed end and its stack are
+        # now freed by reference counting as soon as nothing else needs them).
+        self._ends: dict[int, SimConnection] = {}
         self._keys = itertools.count()
         window.on("connect", self._on_connect)
         window.on("packet", self._on_packet)
@@ -381,6 +385,17 @@ class ShardedNetwork(SimNetwork):
             end._credit(nbytes)
 
     # --------------------------------------------------------------- deaths
+    def _untrack(self, conn: SimConnection) -> None:
+        """As :meth:`SimNetwork._untrack`; an end whose peer is in another shard leaves
+        its host's list as soon as it is lost (that shard resets its own end on a
+        crash), and ``_ends`` when the next packet reaches it."""
+        if isinstance(conn._peer, _RemoteEnd):
+            conns = self._conns.get(conn.host)
+            if conns is not None:
+                conns.pop(conn, None)
+            return
+        super()._untrack(conn)
+
     def reset_host(self, host: str) -> int:
         """As :meth:`SimNetwork.reset_host`, for the ends of ``host`` in this shard.
 

@@ -118,6 +118,10 @@ class RoutedConnection(RawConnection):
             if isinstance(item, _Lost):
                 del pending[0]
                 self._loss_delivered = True
+                # The receiver is done with us: let go of it, so a closed
+                # connection and the stack above it (which points back at us)
+                # are freed by reference counting, not left to the cyclic GC.
+                self._receiver = None
                 receiver.connection_lost(item.exc)
             elif self._reading_paused:
                 break
