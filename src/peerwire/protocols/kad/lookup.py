@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import enum
-import math
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -103,8 +103,9 @@ class Lookup:
         self._order: list[_Candidate] = []
         self._by_peer: dict[PeerId, _Candidate] = {}
         self._waiting = 0
-        self._earliest = math.inf
-        """No waiting request times out before this (a lower bound, exact after a scan)."""
+        # (deadline, send order, candidate) of every request sent; entries whose
+        # candidate is no longer waiting are dropped when they reach the top.
+        self._deadlines: list[tuple[float, int, _Candidate]] = []
         self._messages = 0
         self._responses = 0
         self._failures = 0
@@ -149,22 +150,23 @@ class Lookup:
         cand = self._by_peer.get(peer)
         return cand.state if cand is not None else None
 
-    def _expire(self, now: float) -> None:
-        # Called before every round of requests: scanning every candidate each
-        # time showed up in profiles of 10,000-node runs, so skip the scan
-        # until the earliest deadline can have passed.
-        if not self._waiting or now < self._earliest:
-            return
-        earliest = math.inf
-        for cand in self._order:
+    def _top_waiting(self) -> _Candidate | None:
+        """The waiting candidate whose deadline comes first (a heap, not a scan of
+        every candidate: both showed up in profiles of 10,000-node runs)."""
+        deadlines = self._deadlines
+        while deadlines:
+            cand = deadlines[0][2]
             if cand.state is PeerState.WAITING:
-                if cand.deadline <= now:
-                    cand.state = PeerState.UNRESPONSIVE
-                    self._waiting -= 1
-                    self._failures += 1
-                elif cand.deadline < earliest:
-                    earliest = cand.deadline
-        self._earliest = earliest
+                return cand
+            heapq.heappop(deadlines)
+        return None
+
+    def _expire(self, now: float) -> None:
+        while (cand := self._top_waiting()) is not None and cand.deadline <= now:
+            heapq.heappop(self._deadlines)
+            cand.state = PeerState.UNRESPONSIVE
+            self._waiting -= 1
+            self._failures += 1
 
     def next_requests(self, now: float) -> list[PeerId]:
         """Peers to send a request to now (may be empty); ends the lookup when it is done."""
@@ -187,8 +189,7 @@ class Lookup:
             if state is PeerState.NEW and self._waiting < self.alpha:
                 cand.state = PeerState.WAITING
                 cand.deadline = now + self.timeout
-                if cand.deadline < self._earliest:
-                    self._earliest = cand.deadline
+                heapq.heappush(self._deadlines, (cand.deadline, self._messages, cand))
                 self._waiting += 1
                 self._messages += 1
                 out.append(cand.peer)
@@ -198,9 +199,8 @@ class Lookup:
 
     def next_deadline(self) -> float | None:
         """When the earliest in-flight request times out (None if none is waited for)."""
-        if not self._waiting:
-            return None
-        return min(c.deadline for c in self._order if c.state is PeerState.WAITING)
+        cand = self._top_waiting()
+        return cand.deadline if cand is not None else None
 
     def on_success(self, peer: PeerId, closer: Iterable[PeerId], now: float) -> list[PeerId]:
         """``peer`` answered, naming ``closer``; returns the peers that were new to the lookup."""
