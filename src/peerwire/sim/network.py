@@ -496,11 +496,14 @@ class SimNetwork(MemoryNetwork):
         peer = conn._peer
         if not peer._lost:
             return
-        for end in (conn, peer):
-            conns = self._conns.get(end.host)
-            if conns is not None:
-                conns.pop(end, None)
+        self._forget_end(conn)
+        self._forget_end(peer)
         self._detach(conn, peer)
+
+    def _forget_end(self, end: SimConnection) -> None:
+        conns = self._conns.get(end.host)
+        if conns is not None:
+            conns.pop(end, None)
 
     def _detach(self, a: SimConnection, b: SimConnection) -> None:
         """Break two dead ends' references to each other once nothing is in flight.

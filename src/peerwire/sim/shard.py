@@ -390,11 +390,9 @@ class ShardedNetwork(SimNetwork):
         its host's list as soon as it is lost (that shard resets its own end on a
         crash), and ``_ends`` when the next packet reaches it."""
         if isinstance(conn._peer, _RemoteEnd):
-            conns = self._conns.get(conn.host)
-            if conns is not None:
-                conns.pop(conn, None)
-            return
-        super()._untrack(conn)
+            self._forget_end(conn)
+        else:
+            super()._untrack(conn)
 
     def reset_host(self, host: str) -> int:
         """As :meth:`SimNetwork.reset_host`, for the ends of ``host`` in this shard.
